@@ -22,7 +22,8 @@ pid=$(cat /run/oom-ext/guard.pid)
 say guard_pid=$pid guard_argv0=$(cut -d '' -f1 /proc/$pid/cmdline | tr -d '\0' | cut -c1-14)
 say guard_oom_score_adj=$(cat /proc/$pid/oom_score_adj)
 say guard_state_before=$(grep -E '^(state|psi|buffer_bytes)=' /run/oom-ext/guard.state | tr '\n' ,)
-grep -E 'VmRSS|RssAnon|RssFile|VmLck' /proc/$pid/status | tr -s ' \t' ' ' | sed 's/^/SMOKE guard_/'
+# smaps_rollup walks the page tables (status counters are approximate).
+grep -E '^(Rss|Anonymous|Locked):' /proc/$pid/smaps_rollup | tr -s ' \t' ' ' | sed 's/^/SMOKE guard_/'
 v0=$(grep voluntary_ctxt /proc/$pid/status | head -1 | tr -dc 0-9)
 sleep 5
 v1=$(grep voluntary_ctxt /proc/$pid/status | head -1 | tr -dc 0-9)
