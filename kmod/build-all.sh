@@ -10,7 +10,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=tests/debian-kernels.sh
+# shellcheck source-path=SCRIPTDIR/tests
 . "$here/tests/debian-kernels.sh"
 
 out=${1:-$here/out}

@@ -59,11 +59,11 @@ headers_dir() {
 	local kdir="$root/usr/src/linux-headers-$kver"
 	if [ ! -e "$root/.done" ]; then
 		local hdr="linux-headers-$kver" common kbuild deb link target
-		common=$(dep_of "$hdr" '^linux-headers-.*-common$') &&
-			kbuild=$(dep_of "$hdr" '^linux-kbuild-') || {
+		if ! common=$(dep_of "$hdr" '^linux-headers-.*-common$') ||
+			! kbuild=$(dep_of "$hdr" '^linux-kbuild-'); then
 			echo "debian-kernels: cannot resolve dependencies of $hdr" >&2
 			return 1
-		}
+		fi
 		fetch_debs "$OOM_EXT_VM_CACHE/debs" "$hdr" "$common" "$kbuild" || return 1
 		rm -rf "$root" && mkdir -p "$root"
 		for deb in "$hdr" "$common" "$kbuild"; do

@@ -18,9 +18,9 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=debian-kernels.sh
+# shellcheck source-path=SCRIPTDIR
 . "$here/debian-kernels.sh"
-# shellcheck source=smoke-vm.sh
+# shellcheck source-path=SCRIPTDIR
 . "$here/smoke-vm.sh"
 
 out=${OOM_EXT_SMOKE_OUT:-$here/../out/smoke}
