@@ -90,7 +90,8 @@ cat > "$tree/usr/local/sbin/oom-ext-bootcheck" << 'EOF'
 say() { echo "BOOTCHECK $*" > /dev/ttyS0; }
 guard_pid() {
     for d in /proc/[0-9]*; do
-        IFS= read -r argv0 < "$d/cmdline" 2> /dev/null || continue
+        # NUL-separated, no trailing newline: `read` would report EOF.
+        argv0=$(tr '\0' ' ' < "$d/cmdline" 2> /dev/null)
         case $argv0 in @oom-ext-guard*) echo "${d#/proc/}"; return ;; esac
     done
 }
@@ -109,7 +110,7 @@ if [ -n "$pid" ]; then
 fi
 say "cmdline=$(cat /proc/cmdline)"
 say "failed_units=$(systemctl list-units --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
-journalctl -b -o short-monotonic --no-pager | grep -i 'oom-ext\|oom_ext' | head -n 60 |
+journalctl -b -o short-monotonic --no-pager | grep -i 'oom-ext\|oom_ext' | grep -v 'command line' | head -n 60 |
     while IFS= read -r line; do say "log: $line"; done
 if [ -n "$pid" ]; then
     kill -KILL "$pid"
@@ -132,7 +133,7 @@ ExecStart=/usr/local/sbin/oom-ext-bootcheck
 WantedBy=multi-user.target
 EOF
 ln -sf /etc/systemd/system/oom-ext-bootcheck.service "$tree/etc/systemd/system/multi-user.target.wants/oom-ext-bootcheck.service"
-echo "oom-ext-test" > "$tree/etc/hostname"
+echo "guest" > "$tree/etc/hostname"
 
 # 2. Build the initramfs inside the tree.
 in_tree() {
@@ -144,6 +145,10 @@ in_tree() {
         exec chroot "$tree" "$@"' sh "$tree" "$@"
 }
 initrd=/boot/initrd.img-$kver
+# As DKMS would after installing the module.
+if [[ -n ${OOM_EXT_KO:-} ]]; then
+    in_tree depmod "$kver" || die "depmod $kver failed"
+fi
 case $variant in
 dracut-systemd)
     in_tree dracut -f -N --kver "$kver" --add oom-ext "$initrd" > "$work/initrd.log" 2>&1
