@@ -125,6 +125,8 @@ uninstall:
 	rm -f $(DESTDIR)$(INITRAMFSTOOLSDIR)/hooks/oom-ext $(DESTDIR)$(INITRAMFSTOOLSDIR)/scripts/init-top/oom-ext
 	rm -f $(DESTDIR)$(INITCPIODIR)/install/oom-ext $(DESTDIR)$(INITCPIODIR)/install/sd-oom-ext \
 	      $(DESTDIR)$(INITCPIODIR)/hooks/oom-ext
+	@# On machines without mkinitcpio, install created these directories.
+	-rmdir $(DESTDIR)$(INITCPIODIR)/install $(DESTDIR)$(INITCPIODIR)/hooks $(DESTDIR)$(INITCPIODIR) 2> /dev/null
 	rm -f $(DESTDIR)$(MANDIR)/man8/oom-ext.8
 	@# report.d may hold the admin's hooks: removed only when empty.
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/oom-ext/report.d $(DESTDIR)$(SYSCONFDIR)/oom-ext 2> /dev/null
