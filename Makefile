@@ -10,7 +10,8 @@
 # dracut/mkinitcpio files. The DKMS source tree and the initramfs-tools
 # files stay where DKMS and initramfs-tools look for them.
 
-VERSION      := $(or $(shell sed -n 's/^PACKAGE_VERSION="\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' kmod/dkms.conf 2>/dev/null),0.1.0)
+KMOD_DIR     ?= kmod
+VERSION      := $(or $(shell sed -n 's/^PACKAGE_VERSION="\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' $(KMOD_DIR)/dkms.conf 2>/dev/null),0.1.0)
 
 PREFIX       ?= /usr
 SBINDIR      ?= $(PREFIX)/sbin
@@ -30,7 +31,9 @@ SYSTEMD_ENABLE ?= yes
 CARGO        ?= cargo
 BIN          := target/x86_64-unknown-linux-gnu/release/oom-ext
 UNITS        := oom-ext-guard.service oom-ext-report.service
-KMOD_FILES    = $(wildcard kmod/*.c kmod/*.h) kmod/Kbuild kmod/Makefile kmod/dkms.conf
+# The module source DKMS builds from, and dkms.conf's POST_INSTALL script.
+KMOD_FILES    = $(wildcard $(KMOD_DIR)/*.c $(KMOD_DIR)/*.h) $(KMOD_DIR)/Kbuild $(KMOD_DIR)/Makefile $(KMOD_DIR)/dkms.conf
+KMOD_SCRIPTS  = $(wildcard $(KMOD_DIR)/dkms-post-install.sh)
 
 INSTALL      ?= install
 SUBST         = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@PKGLIBDIR@|$(PKGLIBDIR)|g' \
@@ -63,6 +66,7 @@ install-files: $(BIN)
 	@# Module source for DKMS.
 	$(INSTALL) -d $(DESTDIR)$(DKMSSRCDIR)
 	$(INSTALL) -m 0644 $(KMOD_FILES) $(DESTDIR)$(DKMSSRCDIR)/
+	$(if $(KMOD_SCRIPTS),$(INSTALL) -m 0755 $(KMOD_SCRIPTS) $(DESTDIR)$(DKMSSRCDIR)/)
 	@# systemd units, the binary path substituted.
 	$(INSTALL) -d $(DESTDIR)$(UNITDIR)
 	for unit in $(UNITS); do \
@@ -121,6 +125,8 @@ uninstall:
 	rm -f $(DESTDIR)$(INITRAMFSTOOLSDIR)/hooks/oom-ext $(DESTDIR)$(INITRAMFSTOOLSDIR)/scripts/init-top/oom-ext
 	rm -f $(DESTDIR)$(INITCPIODIR)/install/oom-ext $(DESTDIR)$(INITCPIODIR)/install/sd-oom-ext \
 	      $(DESTDIR)$(INITCPIODIR)/hooks/oom-ext
+	@# On machines without mkinitcpio, install created these directories.
+	-rmdir $(DESTDIR)$(INITCPIODIR)/install $(DESTDIR)$(INITCPIODIR)/hooks $(DESTDIR)$(INITCPIODIR) 2> /dev/null
 	rm -f $(DESTDIR)$(MANDIR)/man8/oom-ext.8
 	@# report.d may hold the admin's hooks: removed only when empty.
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/oom-ext/report.d $(DESTDIR)$(SYSCONFDIR)/oom-ext 2> /dev/null
@@ -141,4 +147,4 @@ dkms-uninstall:
 
 clean:
 	$(CARGO) clean
-	$(MAKE) -C kmod clean
+	$(MAKE) -C $(KMOD_DIR) clean

@@ -43,7 +43,7 @@ installkernel() {
     # hostonly='': the module is rarely loaded on the host when the initrd is
     # built (first install), and must still be included. A missing module is
     # not fatal: the binary falls back to its userspace buffer.
-    if ! hostonly='' instmods -s oom_ext; then
+    if ! hostonly='' instmods -c -s oom_ext; then
         dwarn "oom-ext: kernel module oom_ext not found for kernel $kernel (not built by DKMS?); the initrd will run in fallback mode"
     fi
     return 0
