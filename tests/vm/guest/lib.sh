@@ -112,3 +112,45 @@ cmdline_value() {
 }
 
 vmstat() { awk -v k="$1" '$1 == k {print $2}' /proc/vmstat; }
+
+# Memory hog for OOM storms: more anonymous memory than the 512 MiB guest has,
+# kept resident; stress-ng restarts workers the OOM killer takes.
+HOG_ARGS="stress-ng --vm 3 --vm-bytes 220M --vm-keep"
+
+unit_active() { systemctl is-active --quiet "$1"; }
+
+# watch_flag FLAG: background sampler (shell builtins only, so it keeps going
+# under memory pressure). Reports the first time the flag is seen while the
+# module is in the oom state, with the flag's content, and each state change.
+watch_flag() {
+	local flag=$1 k v state last='' seen=0 any=0 lines
+	exec 8<> <(:)
+	while :; do
+		state=
+		if [ -r /sys/kernel/oom_ext/status ]; then
+			while IFS='=' read -r k v; do
+				[ "$k" = state ] && state=${v%% *}
+			done < /sys/kernel/oom_ext/status
+		fi
+		if [ "$state" != "$last" ]; then
+			echo "OOMTEST state_change=$last->$state"
+			last=$state
+		fi
+		if [ $any = 0 ] && [ -e "$flag" ]; then
+			echo "OOMTEST flag_seen=1"
+			any=1
+		fi
+		if [ $seen = 0 ] && [ "$state" = oom ] && [ -f "$flag" ]; then
+			mapfile -t lines < "$flag"
+			echo "OOMTEST flag_seen_in_oom=1"
+			local IFS='|'
+			echo "OOMTEST flag_content=${lines[*]}"
+			unset IFS
+			seen=1
+		fi
+		read -r -t 0.2 -u 8 _
+	done
+}
+
+state_is() { [ "$(status_get state)" = "$1" ]; }
+state_is_not() { [ "$(status_get state)" != "$1" ]; }

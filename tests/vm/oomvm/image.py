@@ -82,9 +82,9 @@ def base_key():
 def base_tree():
     """Path of the cached base tree, building it if needed."""
     key, kernels = base_key()
-    root = cache.cache_root() / "base"
+    root = cache.cache_root() / "suite-base"
     final = root / key
-    with cache.locked("base"):
+    with cache.locked("suite-base"):
         if (final / "done").exists():
             os.utime(final)
             return final, kernels
@@ -141,16 +141,17 @@ def _project_key(base):
     inputs = [f for f in repo_files
               if not (f.startswith("tests/vm/") and not f.startswith("tests/vm/guest/"))
               and not f.endswith(".md")]
-    recipe = cache.hash_files(HERE, ["oomvm/image.py", "oomvm/chroot.py"])
+    recipe = cache.hash_files(HERE, ["oomvm/image.py", "oomvm/chroot.py",
+                                     *[str(p.relative_to(HERE)) for p in (HERE / "image/etc").rglob("*")]])
     return cache.key_of(base.name, cache.hash_files(REPO, inputs), recipe)
 
 
 def project_image():
     base, kernels = base_tree()
     key = _project_key(base)
-    root = cache.cache_root() / "images"
+    root = cache.cache_root() / "suite-images"
     final = root / key
-    with cache.locked(f"image-{key}"):
+    with cache.locked(f"suite-image-{key}"):
         if (final / "status.json").exists():
             os.utime(final)
             return Image(final / "image.raw", kernels, json.loads((final / "status.json").read_text()))
@@ -179,6 +180,11 @@ def project_image():
         return Image(final / "image.raw", kernels, status)
 
 
+def _install_vm_config(tree):
+    """initrd generator settings for a QEMU guest (see the files for why)."""
+    shutil.copytree(HERE / "image/etc", tree / "etc", dirs_exist_ok=True)
+
+
 def _install_harness(tree):
     opt = tree / "opt/oomtest"
     shutil.copytree(HERE / "guest", opt, dirs_exist_ok=True)
@@ -193,6 +199,7 @@ def _install_harness(tree):
 def _install_everything(tree, kernels, step, log):
     """Install harness and project; returns {step: "ok" | reason}."""
     status = {}
+    _install_vm_config(tree)
     _install_harness(tree)
 
     say("make install DESTDIR=<guest> PREFIX=/usr")

@@ -25,6 +25,7 @@ PANIC_RE = re.compile(r"Kernel panic - not syncing.*|BUG: .*|Oops: .*")
 class Boot:
     index: int                     # 1-based, as counted by the harness on disk
     facts: dict                    # OOMTEST key=value (last value wins)
+    fact_times: dict               # host seconds when each key last arrived
     ticks: list                    # host seconds since start, one per tick
     started: float                 # host seconds when `boot=` arrived
 
@@ -47,6 +48,13 @@ class Run:
         if not self.boots:
             return default
         return self.boots[boot].facts.get(key, default)
+
+    def ticks_after(self, key, boot=-1):
+        """Heartbeat ticks that arrived after the fact `key` did."""
+        if not self.boots or key not in self.boots[boot].fact_times:
+            return 0
+        since = self.boots[boot].fact_times[key]
+        return sum(1 for t in self.boots[boot].ticks if t > since)
 
     def longest_gap(self, boot=-1):
         """Longest silence between two heartbeat ticks, in host seconds."""
@@ -131,9 +139,10 @@ def boot(*, outdir, image, kernel, initrd, cmdline, expect_reboots=0,
                     continue
                 key, value = m.group(1), m.group(2)
                 if key == "boot":
-                    boots.append(Boot(index=int(value), facts={}, ticks=[], started=t))
+                    boots.append(Boot(index=int(value), facts={}, fact_times={}, ticks=[], started=t))
                 if boots:
                     boots[-1].facts[key] = value
+                    boots[-1].fact_times[key] = t
             stamped.flush()
             if exited:
                 rc = qemu.returncode
