@@ -100,7 +100,8 @@ def boot(*, outdir, image, kernel, initrd, cmdline, expect_reboots=0,
         "-device", "virtio-rng-pci",
         "-drive", f"file={overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
         "-kernel", str(kernel), "-initrd", str(initrd),
-        "-append", f"root=/dev/vda rw console=ttyS0 {cmdline}",
+        # mitigations=off: page-table isolation and friends are very costly under TCG.
+        "-append", f"root=/dev/vda rw console=ttyS0 mitigations=off {cmdline}",
     ]
     if not expect_reboots:
         argv.append("-no-reboot")
