@@ -18,15 +18,36 @@ fn fake_root(tag: &str, mode: &str, params: &str) -> PathBuf {
     r
 }
 
-fn guard(root: &Path, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_oom-ext"))
-        .arg("--root")
-        .arg(root)
-        .arg("guard")
-        .args(extra)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap()
+/// Kills the guard if a test fails before stopping it.
+struct Guarded(Child);
+
+impl std::ops::Deref for Guarded {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn guard(root: &Path, extra: &[&str]) -> Guarded {
+    Guarded(
+        Command::new(env!("CARGO_BIN_EXE_oom-ext"))
+            .arg("--root")
+            .arg(root)
+            .arg("guard")
+            .args(extra)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 fn wait_for(path: &Path, what: &str) -> String {
@@ -61,7 +82,8 @@ fn proc_status(pid: u32, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("{key} missing"))
 }
 
-fn stop(mut child: Child) -> std::process::ExitStatus {
+fn stop(mut g: Guarded) -> std::process::ExitStatus {
+    let child = &mut g.0;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -257,7 +279,7 @@ fn kernel_mode_reads_the_module_status_and_sighup_reloads() {
 #[test]
 fn off_mode_guard_exits_at_once() {
     let root = fake_root("off", "off", "enabled=0\n");
-    let st = guard(&root, &[]).wait().unwrap();
+    let st = guard(&root, &[]).0.wait().unwrap();
     assert!(st.success());
     assert!(!root.join("run/oom-ext/guard.pid").exists());
     std::fs::remove_dir_all(root).unwrap();
