@@ -82,8 +82,11 @@ class _Tail:
 
 
 def boot(*, outdir, image, kernel, initrd, cmdline, expect_reboots=0,
-         timeout_s=600, hang_s=120, memory_mb=512):
-    """Boot `image` (raw, shared read-only through a qcow2 overlay) and wait for it to finish."""
+         timeout_s=600, hang_s=120, memory_mb=512, extra_args=()):
+    """Boot `image` (raw, shared read-only through a qcow2 overlay) and wait for it to finish.
+
+    `extra_args`: more QEMU arguments, e.g. a second drive (the stall suite's swap disk).
+    """
     outdir.mkdir(parents=True, exist_ok=True)
     overlay = outdir / "overlay.qcow2"
     console, results = outdir / "console.log", outdir / "results.log"
@@ -102,6 +105,7 @@ def boot(*, outdir, image, kernel, initrd, cmdline, expect_reboots=0,
         "-kernel", str(kernel), "-initrd", str(initrd),
         # mitigations=off: page-table isolation and friends are very costly under TCG.
         "-append", f"root=/dev/vda rw console=ttyS0 mitigations=off {cmdline}",
+        *extra_args,
     ]
     if not expect_reboots:
         argv.append("-no-reboot")
