@@ -12,6 +12,7 @@ watcher=$!
 load hog $HOG_ARGS --timeout 30s
 wait_until 150 eval '! unit_active hog'
 result storm_over 1
+result hog_log "$(unit_log hog)"
 result oom_kills $(( $(vmstat oom_kill) - kills_before ))
 report_status status_storm
 
