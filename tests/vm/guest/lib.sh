@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for scenario scripts (sourced). Scenario scripts report facts as
 # `OOMTEST key=value` lines; the host side decides what passes.
 
@@ -34,6 +35,7 @@ load() {
 # Journal lines of this boot matching a pattern (for log assertions).
 journal_grep() { journalctl -b -o cat --no-pager | grep -E "$1"; }
 
+# shellcheck disable=SC2034 # used by the scenario scripts
 OOM_EXT_KEYS="bufsize gracetime resettime crashflag crashflag_name"
 
 report_sysctls() {
@@ -103,6 +105,7 @@ report_guard() {
 # The value given for a key on the kernel command line (last occurrence), or empty.
 cmdline_value() {
 	local arg value=
+	# shellcheck disable=SC2013 # the command line is words, not lines
 	for arg in $(cat /proc/cmdline); do
 		case $arg in "$1="*) value=${arg#"$1="} ;; esac
 	done
@@ -114,12 +117,14 @@ vmstat() { awk -v k="$1" '$1 == k {print $2}' /proc/vmstat; }
 # Memory hog for OOM storms: more anonymous memory than the 512 MiB guest has
 # (--vm-bytes is the total, shared by the workers), kept resident; stress-ng
 # restarts the workers the OOM killer takes.
+# shellcheck disable=SC2034 # used by the scenario scripts
 HOG_ARGS="stress-ng --vm 3 --vm-bytes 700M --vm-keep"
 
 # The last lines a workload unit printed (why it did what it did).
 unit_log() { journalctl -b -u "$1" -o cat --no-pager | tail -n "${2:-4}" | tr '\n' '|'; }
 
 unit_active() { systemctl is-active --quiet "$1"; }
+unit_done() { ! unit_active "$1"; }
 
 # watch_flag FLAG: background sampler (shell builtins only, so it keeps going
 # under memory pressure). Reports the first time the flag is seen while the
