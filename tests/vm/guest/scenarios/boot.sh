@@ -1,4 +1,6 @@
+#!/bin/bash
 # boot: the guest reached the harness; report what the kernel and initrd were.
+# shellcheck source=tests/vm/guest/lib.sh
 . /opt/oomtest/lib.sh
 result uname_r "$(uname -r)"
 result system_state "$(systemctl is-system-running 2>/dev/null)"

@@ -1,7 +1,9 @@
+#!/bin/bash
 # cycles: load/unload the module many times (also while in the OOM state and
 # right after a resize) and write bad values to every sysctl. Nothing may
 # leak (MemAvailable back where it was), no kernel warning, every bad write
 # fails with EINVAL and leaves the old value.
+# shellcheck source=tests/vm/guest/lib.sh
 . /opt/oomtest/lib.sh
 sys=/proc/sys/vm/oom_ext
 

@@ -1,6 +1,8 @@
+#!/bin/bash
 # symlink: another user pre-creates the crash-flag path as a symlink, once
 # dangling (would create a file elsewhere) and once to an existing root-owned
 # file (would overwrite it). Entering the OOM state must follow neither.
+# shellcheck source=tests/vm/guest/lib.sh
 . /opt/oomtest/lib.sh
 evil=4242
 echo precious > /etc/oomtarget
@@ -20,7 +22,7 @@ enter_oom() {
 		result "trigger.$1" "failed, using a memory storm"
 		# shellcheck disable=SC2086
 		load "hog$1" $HOG_ARGS --timeout 15s
-		wait_until 120 eval "! unit_active hog$1"
+		wait_until 120 unit_done "hog$1"
 	fi
 }
 
@@ -34,12 +36,16 @@ sleep 2
 report_status status_during2
 wait_until 60 state_is_not oom || result round2_stuck_in_oom 1
 
-[ "$(sha256sum < /etc/oomtarget)" = "$before" ] && result target_unchanged 1 || result target_unchanged 0
+if [ "$(sha256sum < /etc/oomtarget)" = "$before" ]; then
+	result target_unchanged 1
+else
+	result target_unchanged 0
+fi
 if [ -L "$flag1" ] && [ "$(readlink "$flag1")" = /etc/oom-ext-pwned ] && [ "$(stat -c %u "$flag1")" = $evil ] &&
 	[ -L "$flag2" ] && [ "$(readlink "$flag2")" = /etc/oomtarget ]; then
 	result link_unchanged 1
 else
 	result link_unchanged 0
 fi
-[ -e /etc/oom-ext-pwned ] && result created_elsewhere 1 || result created_elsewhere 0
+if [ -e /etc/oom-ext-pwned ]; then result created_elsewhere 1; else result created_elsewhere 0; fi
 result refusal_log "$(journalctl -b -o cat --no-pager | grep -iE 'oom.ext.*(symlink|ELOOP|refus|not follow)' | head -n 2 | tr '\n' '|')"
