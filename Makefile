@@ -1,0 +1,150 @@
+# oom_ext: build, test, install.
+#
+#   make                      build the static oom-ext binary (cargo)
+#   make check                the whole test suite (tests/check)
+#   make install              install everything (DESTDIR, PREFIX honoured)
+#   make dkms-install         register, build and install the module with DKMS
+#   make uninstall            remove what install put in place
+#
+# Paths: PREFIX (default /usr) moves the binary, units, man page and the
+# dracut/mkinitcpio files. The DKMS source tree and the initramfs-tools
+# files stay where DKMS and initramfs-tools look for them.
+
+KMOD_DIR     ?= kmod
+VERSION      := $(or $(shell sed -n 's/^PACKAGE_VERSION="\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' $(KMOD_DIR)/dkms.conf 2>/dev/null),0.1.0)
+
+PREFIX       ?= /usr
+SBINDIR      ?= $(PREFIX)/sbin
+LIBDIR       ?= $(PREFIX)/lib
+MANDIR       ?= $(PREFIX)/share/man
+SYSCONFDIR   ?= /etc
+UNITDIR      ?= $(LIBDIR)/systemd/system
+DRACUTDIR    ?= $(LIBDIR)/dracut/modules.d/90oom-ext
+INITCPIODIR  ?= $(LIBDIR)/initcpio
+PKGLIBDIR    ?= $(LIBDIR)/oom-ext
+INITRAMFSTOOLSDIR ?= /usr/share/initramfs-tools
+DKMSSRCDIR   ?= /usr/src/oom_ext-$(VERSION)
+# yes: `make install` enables the units (systemctl --root=$(DESTDIR)/).
+# Packagers set SYSTEMD_ENABLE=no and ship presets instead.
+SYSTEMD_ENABLE ?= yes
+
+CARGO        ?= cargo
+BIN          := target/x86_64-unknown-linux-gnu/release/oom-ext
+UNITS        := oom-ext-guard.service oom-ext-report.service
+# The module source DKMS builds from, and dkms.conf's POST_INSTALL script.
+KMOD_FILES    = $(wildcard $(KMOD_DIR)/*.c $(KMOD_DIR)/*.h) $(KMOD_DIR)/Kbuild $(KMOD_DIR)/Makefile $(KMOD_DIR)/dkms.conf
+KMOD_SCRIPTS  = $(wildcard $(KMOD_DIR)/dkms-post-install.sh)
+
+INSTALL      ?= install
+SUBST         = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@PKGLIBDIR@|$(PKGLIBDIR)|g' \
+                    -e 's|@VERSION@|$(VERSION)|g'
+
+# Kernel for dkms-install: the running one unless KVER is given.
+KVER         ?= $(shell uname -r)
+
+.PHONY: all check install install-files install-enable uninstall \
+        dkms-install dkms-uninstall clean
+
+all:
+	$(CARGO) build --release
+
+# install only builds when the binary is missing: `make && sudo make install`
+# must not run cargo as root.
+$(BIN):
+	$(CARGO) build --release
+
+check:
+	tests/check
+
+install: install-files
+ifeq ($(SYSTEMD_ENABLE),yes)
+install: install-enable
+endif
+
+install-files: $(BIN)
+	$(INSTALL) -D -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/oom-ext
+	@# Module source for DKMS.
+	$(INSTALL) -d $(DESTDIR)$(DKMSSRCDIR)
+	$(INSTALL) -m 0644 $(KMOD_FILES) $(DESTDIR)$(DKMSSRCDIR)/
+	$(if $(KMOD_SCRIPTS),$(INSTALL) -m 0755 $(KMOD_SCRIPTS) $(DESTDIR)$(DKMSSRCDIR)/)
+	@# systemd units, the binary path substituted.
+	$(INSTALL) -d $(DESTDIR)$(UNITDIR)
+	for unit in $(UNITS); do \
+		$(SUBST) systemd/$$unit.in > $(DESTDIR)$(UNITDIR)/$$unit && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit || exit 1; \
+	done
+	@# The initrd unit, shared by dracut (copy in its module dir) and mkinitcpio.
+	$(INSTALL) -D -m 0644 systemd/oom-ext-initrd.service $(DESTDIR)$(PKGLIBDIR)/oom-ext-initrd.service
+	@# dracut module.
+	$(INSTALL) -d $(DESTDIR)$(DRACUTDIR)
+	$(SUBST) dracut/90oom-ext/module-setup.sh > $(DESTDIR)$(DRACUTDIR)/module-setup.sh
+	chmod 0755 $(DESTDIR)$(DRACUTDIR)/module-setup.sh
+	$(INSTALL) -m 0755 dracut/90oom-ext/oom-ext-init.sh $(DESTDIR)$(DRACUTDIR)/oom-ext-init.sh
+	$(INSTALL) -m 0644 systemd/oom-ext-initrd.service $(DESTDIR)$(DRACUTDIR)/oom-ext-initrd.service
+	@# initramfs-tools hook and init-top script.
+	$(INSTALL) -d $(DESTDIR)$(INITRAMFSTOOLSDIR)/hooks $(DESTDIR)$(INITRAMFSTOOLSDIR)/scripts/init-top
+	$(SUBST) initramfs-tools/hooks/oom-ext > $(DESTDIR)$(INITRAMFSTOOLSDIR)/hooks/oom-ext
+	chmod 0755 $(DESTDIR)$(INITRAMFSTOOLSDIR)/hooks/oom-ext
+	$(INSTALL) -m 0755 initramfs-tools/scripts/init-top/oom-ext $(DESTDIR)$(INITRAMFSTOOLSDIR)/scripts/init-top/oom-ext
+	@# mkinitcpio install and runtime hooks.
+	$(INSTALL) -d $(DESTDIR)$(INITCPIODIR)/install $(DESTDIR)$(INITCPIODIR)/hooks
+	for hook in oom-ext sd-oom-ext; do \
+		$(SUBST) mkinitcpio/install/$$hook > $(DESTDIR)$(INITCPIODIR)/install/$$hook && \
+		chmod 0644 $(DESTDIR)$(INITCPIODIR)/install/$$hook || exit 1; \
+	done
+	$(INSTALL) -m 0644 mkinitcpio/hooks/oom-ext $(DESTDIR)$(INITCPIODIR)/hooks/oom-ext
+	@# Man page, once it exists.
+	if [ -f man/oom-ext.8 ]; then \
+		$(INSTALL) -D -m 0644 man/oom-ext.8 $(DESTDIR)$(MANDIR)/man8/oom-ext.8; \
+	fi
+	@# Report hooks: executables run with the JSON report on stdin.
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/oom-ext/report.d
+
+install-enable: install-files
+	if command -v systemctl > /dev/null; then \
+		systemctl --root="$(DESTDIR)/" enable $(UNITS) || exit 1; \
+		if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+	else \
+		echo "oom-ext: systemctl not found, units installed but not enabled"; \
+	fi
+
+uninstall:
+	if [ -z "$(DESTDIR)" ] && command -v dkms > /dev/null && \
+	   dkms status oom_ext/$(VERSION) 2> /dev/null | grep -q .; then \
+		dkms remove oom_ext/$(VERSION) --all || exit 1; \
+	fi
+	if command -v systemctl > /dev/null && [ -f $(DESTDIR)$(UNITDIR)/oom-ext-guard.service ]; then \
+		systemctl --root="$(DESTDIR)/" disable $(UNITS) || true; \
+	fi
+	rm -f $(DESTDIR)$(SBINDIR)/oom-ext
+	rm -rf $(DESTDIR)$(DKMSSRCDIR)
+	for unit in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$unit; done
+	rm -f $(DESTDIR)$(PKGLIBDIR)/oom-ext-initrd.service
+	-rmdir $(DESTDIR)$(PKGLIBDIR) 2> /dev/null
+	rm -rf $(DESTDIR)$(DRACUTDIR)
+	rm -f $(DESTDIR)$(INITRAMFSTOOLSDIR)/hooks/oom-ext $(DESTDIR)$(INITRAMFSTOOLSDIR)/scripts/init-top/oom-ext
+	rm -f $(DESTDIR)$(INITCPIODIR)/install/oom-ext $(DESTDIR)$(INITCPIODIR)/install/sd-oom-ext \
+	      $(DESTDIR)$(INITCPIODIR)/hooks/oom-ext
+	@# On machines without mkinitcpio, install created these directories.
+	-rmdir $(DESTDIR)$(INITCPIODIR)/install $(DESTDIR)$(INITCPIODIR)/hooks $(DESTDIR)$(INITCPIODIR) 2> /dev/null
+	rm -f $(DESTDIR)$(MANDIR)/man8/oom-ext.8
+	@# report.d may hold the admin's hooks: removed only when empty.
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/oom-ext/report.d $(DESTDIR)$(SYSCONFDIR)/oom-ext 2> /dev/null
+	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "oom-ext: uninstalled; rebuild the initramfs (update-initramfs -u, dracut -f or mkinitcpio -P) to drop it from there too"
+
+# DKMS: the source must be installed first (make install).
+dkms-install:
+	@if [ ! -f $(DESTDIR)$(DKMSSRCDIR)/dkms.conf ]; then \
+		echo "oom-ext: $(DKMSSRCDIR) missing: run 'make install' first" >&2; exit 1; \
+	fi
+	if ! dkms status oom_ext/$(VERSION) | grep -q .; then dkms add oom_ext/$(VERSION); fi
+	dkms build -k $(KVER) oom_ext/$(VERSION)
+	dkms install -k $(KVER) oom_ext/$(VERSION)
+
+dkms-uninstall:
+	dkms remove oom_ext/$(VERSION) --all
+
+clean:
+	$(CARGO) clean
+	$(MAKE) -C $(KMOD_DIR) clean

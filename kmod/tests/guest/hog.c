@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Test helper for the busybox smoke VM (static binary).
+ *   hog                     touch memory 1 MiB at a time until killed
+ *   hog pollwait FILE MS    read FILE, then poll() it for POLLPRI|POLLERR:
+ *                           prints "event" (exit 0) or "timeout" (exit 1)
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int pollwait(const char *path, int ms)
+{
+	char buf[4096];
+	struct pollfd p;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0) {
+		perror(path);
+		return 2;
+	}
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	p.fd = fd;
+	p.events = POLLPRI | POLLERR;
+	if (poll(&p, 1, ms) > 0) {
+		puts("event");
+		return 0;
+	}
+	puts("timeout");
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	const size_t step = 1 << 20;
+	int fd;
+
+	if (argc == 4 && !strcmp(argv[1], "pollwait"))
+		return pollwait(argv[2], atoi(argv[3]));
+
+	fd = open("/proc/self/oom_score_adj", O_WRONLY);
+	if (fd >= 0) {
+		if (write(fd, "1000", 4) != 4)
+			perror("oom_score_adj");
+		close(fd);
+	}
+	for (;;) {
+		char *p = malloc(step);
+
+		if (p)
+			memset(p, 0x5a, step);
+	}
+}

@@ -1,0 +1,163 @@
+# shellcheck shell=bash
+# Helpers for scenario scripts (sourced). Scenario scripts report facts as
+# `OOMTEST key=value` lines; the host side decides what passes.
+
+result() { echo "OOMTEST $1=$2"; }
+
+# result_file KEY FILE: a file's content on one line (newlines as '|'), or <missing>.
+result_file() {
+	if [ -r "$2" ]; then
+		result "$1" "$(tr '\n' '|' < "$2" | sed 's/|$//')"
+	else
+		result "$1" "<missing>"
+	fi
+}
+
+# status_get KEY: one key of the module's status file (empty if absent).
+status_get() { sed -n "s/^$1=//p" /sys/kernel/oom_ext/status 2>/dev/null; }
+
+# wait_until SECONDS COMMAND…: poll every 0.5 s; returns 1 on timeout.
+wait_until() {
+	local deadline=$(( $(date +%s) + $1 )); shift
+	until "$@"; do
+		[ "$(date +%s)" -ge "$deadline" ] && return 1
+		sleep 0.5
+	done
+}
+
+# load NAME ARGS…: run a workload in its own transient unit, so the kernel's
+# OOM kills hit it and not the harness (OOMPolicy=continue keeps the unit).
+load() {
+	local unit=$1; shift
+	systemd-run --quiet --unit="$unit" -p OOMPolicy=continue -p OOMScoreAdjust=500 "$@"
+}
+
+# Journal lines of this boot matching a pattern (for log assertions).
+journal_grep() { journalctl -b -o cat --no-pager | grep -E "$1"; }
+
+# shellcheck disable=SC2034 # used by the scenario scripts
+OOM_EXT_KEYS="bufsize gracetime resettime crashflag crashflag_name"
+
+report_sysctls() {
+	local key
+	for key in $OOM_EXT_KEYS; do
+		result "sysctl.$key" "$(cat "/proc/sys/vm/oom_ext/$key" 2>/dev/null || echo '<missing>')"
+	done
+}
+
+# report_status PREFIX: every key of the module status as PREFIX.key.
+report_status() {
+	local k v
+	if [ ! -r /sys/kernel/oom_ext/status ]; then
+		result "$1.state" "<no module status>"
+		return
+	fi
+	while IFS='=' read -r k v; do
+		[ -n "$k" ] && result "$1.$k" "${v%% *}"
+	done < /sys/kernel/oom_ext/status
+}
+
+report_mode() {
+	result mode "$(cat /run/oom-ext/mode 2>/dev/null || echo '<no /run/oom-ext/mode>')"
+}
+
+oom_ext_bin() { command -v oom-ext || echo /usr/sbin/oom-ext; }
+
+report_status_json() {
+	result status_json "$("$(oom_ext_bin)" status --json 2>&1 | tr '\n' ' ')"
+}
+
+# Seconds since boot at which a process started (field 22 of /proc/PID/stat).
+proc_start_s() {
+	local stat rest
+	stat=$(cat "/proc/$1/stat") || return 1
+	rest=${stat##*) }
+	# shellcheck disable=SC2086
+	set -- $rest
+	awk -v t="${20}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
+}
+
+# The guard: alive, alone, re-anchored in the real root, started in the initrd?
+report_guard() {
+	local pid n
+	pid=$(cat /run/oom-ext/guard.pid 2>/dev/null)
+	result guard_pid "${pid:-<no /run/oom-ext/guard.pid>}"
+	if [ -n "$pid" ] && [ -d "/proc/$pid" ]; then
+		result guard_alive 1
+		result guard_root "$(readlink "/proc/$pid/root")"
+		result guard_cwd "$(readlink "/proc/$pid/cwd")"
+		result guard_exe "$(readlink "/proc/$pid/exe")"
+		result guard_cmdline "$(tr '\0' ' ' < "/proc/$pid/cmdline")"
+		result guard_start_s "$(proc_start_s "$pid")"
+		result guard_vmlck_kb "$(awk '/^VmLck/ {print $2}' "/proc/$pid/status")"
+		result guard_rss_kb "$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")"
+		result guard_oom_score_adj "$(cat "/proc/$pid/oom_score_adj")"
+	else
+		result guard_alive 0
+	fi
+	# Every oom-ext process (comm is the binary's name), this script's children aside.
+	n=$(pgrep -c -x oom-ext)
+	result guard_count "$n"
+	# The real root's init announces itself last (a systemd initrd announces itself first).
+	result realroot_start_s "$(dmesg | grep 'running in system mode' | tail -n 1 | sed 's/^\[ *\([0-9.]*\)\].*/\1/')"
+}
+
+# The value given for a key on the kernel command line (last occurrence), or empty.
+cmdline_value() {
+	local arg value=
+	# shellcheck disable=SC2013 # the command line is words, not lines
+	for arg in $(cat /proc/cmdline); do
+		case $arg in "$1="*) value=${arg#"$1="} ;; esac
+	done
+	printf '%s' "$value"
+}
+
+vmstat() { awk -v k="$1" '$1 == k {print $2}' /proc/vmstat; }
+
+# Memory hog for OOM storms: more anonymous memory than the 512 MiB guest has
+# (--vm-bytes is the total, shared by the workers), kept resident; stress-ng
+# restarts the workers the OOM killer takes.
+# shellcheck disable=SC2034 # used by the scenario scripts
+HOG_ARGS="stress-ng --vm 3 --vm-bytes 700M --vm-keep"
+
+# The last lines a workload unit printed (why it did what it did).
+unit_log() { journalctl -b -u "$1" -o cat --no-pager | tail -n "${2:-4}" | tr '\n' '|'; }
+
+unit_active() { systemctl is-active --quiet "$1"; }
+unit_done() { ! unit_active "$1"; }
+
+# watch_flag FLAG: background sampler (shell builtins only, so it keeps going
+# under memory pressure). Reports the first time the flag is seen while the
+# module is in the oom state, with the flag's content, and each state change.
+watch_flag() {
+	local flag=$1 k v state last='' seen=0 any=0 lines
+	exec 8<> <(:)
+	while :; do
+		state=
+		if [ -r /sys/kernel/oom_ext/status ]; then
+			while IFS='=' read -r k v; do
+				[ "$k" = state ] && state=${v%% *}
+			done < /sys/kernel/oom_ext/status
+		fi
+		if [ "$state" != "$last" ]; then
+			echo "OOMTEST state_change=$last->$state"
+			last=$state
+		fi
+		if [ $any = 0 ] && [ -e "$flag" ]; then
+			echo "OOMTEST flag_seen=1"
+			any=1
+		fi
+		if [ $seen = 0 ] && [ "$state" = oom ] && [ -f "$flag" ]; then
+			mapfile -t lines < "$flag"
+			echo "OOMTEST flag_seen_in_oom=1"
+			local IFS='|'
+			echo "OOMTEST flag_content=${lines[*]}"
+			unset IFS
+			seen=1
+		fi
+		read -r -t 0.2 -u 8 _
+	done
+}
+
+state_is() { [ "$(status_get state)" = "$1" ]; }
+state_is_not() { [ "$(status_get state)" != "$1" ]; }

@@ -1,0 +1,240 @@
+"""The scenarios: what each boots, and what must be true afterwards.
+
+A scenario is a guest script (guest/scenarios/NAME.sh, which only gathers
+facts and prints them as `OOMTEST key=value`) plus a check here that decides.
+Keeping the verdict on the host keeps every expected value in this one file,
+next to the kernel command line that should produce it.
+"""
+
+import dataclasses
+import json
+
+from . import stall
+
+BOTH = ("6.1", "6.12")
+PROJECT = ("make-install", "dkms", "units")      # image build steps a scenario relies on
+MiB = 1024 * 1024
+
+
+@dataclasses.dataclass
+class Scenario:
+    name: str
+    doc: str
+    check: object                     # function(Expect) -> None
+    cmdline: str = ""
+    initrd: str = "dracut"            # dracut | dracut-shell | initramfs-tools
+    kernels: tuple = BOTH
+    needs: tuple = PROJECT + ("dracut",)
+    script: str = ""                  # guest script, default: the name
+    reboots: int = 0                  # reboots the guest must do by itself
+    timeout_s: int = 420
+    qemu_args: object = None          # function(outdir) -> extra QEMU arguments, or None
+
+    @property
+    def guest_script(self):
+        return self.script or self.name
+
+    def needed_steps(self):
+        return tuple(dict.fromkeys(self.needs + ((self.initrd,) if self.needs else ())))
+
+
+def _json_fact(e, key):
+    raw = e.fact(key)
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        e.fail(f"{key}: not JSON: {raw!r}")
+        return None
+
+
+# ------------------------------------------------------------------ checks
+
+def check_boot(e):
+    if not e.finished():
+        return
+    e.that(e.fact("uname_r") == e.fact("kernel"), "uname -r differs from the harness's kernel")
+    e.equal("swap_total_kb", 0)
+    e.at_least("mem_total_kb", 400 * 1024)
+    e.at_most("harness_start_s", 240)
+
+
+PARAMS = {"bufsize": 48, "gracetime": 600, "resettime": 77, "crashflag": 0,
+          "crashflag_name": "/var/tmp/oomflag"}
+
+
+def check_params(e):
+    """Command-line parameters in effect; guard started in the initrd alive in the real root."""
+    if not e.finished():
+        return
+    for key, value in PARAMS.items():
+        e.equal(f"sysctl.{key}", value)
+    e.equal("status.state", "armed")
+    e.equal("status.reserved_bytes", PARAMS["bufsize"] * MiB)
+    e.equal("mode", "kernel")
+    # gracetime > 0 and Debian's kernel.panic=0: init must make the panic reboot.
+    e.that(e.fact("kernel_panic") not in (None, "0"), f"kernel.panic is {e.fact('kernel_panic')!r}, "
+           "expected non-zero because gracetime > 0")
+    status = _json_fact(e, "status_json")
+    if isinstance(status, dict):
+        e.that(status.get("mode") == "kernel", f"oom-ext status --json: mode {status.get('mode')!r}")
+    check_guard_survived(e)
+
+
+def check_guard_survived(e):
+    e.equal("guard_alive", 1)
+    e.equal("guard_count", 1)
+    e.equal("guard_root", "/")
+    e.that("(deleted)" not in (e.fact("guard_exe") or "(deleted)"),
+           f"guard runs a deleted (initramfs) binary: {e.fact('guard_exe')!r}")
+    start, switch = e.number("guard_start_s"), e.number("realroot_start_s")
+    if start is not None and switch is not None:
+        e.that(start < switch, f"guard started at {start} s, after the real root's init ({switch} s): "
+               "it was not carried over from the initrd")
+
+
+BAD_VALUES = {"bufsize": "abc", "gracetime": "-5", "resettime": "99999999999", "crashflag": "2",
+              "crashflag_name": "relative/oomflag"}
+DEFAULTS = {"bufsize": 32, "gracetime": 0, "resettime": 300, "crashflag": 1, "crashflag_name": "/oomflag"}
+LONG_PATH = "/" + "a" * 300
+
+
+def check_badparams(e, bad=BAD_VALUES):
+    """Boot completes; each bad value is named in exactly one log line; defaults apply."""
+    if not e.finished():
+        return
+    for key, value in bad.items():
+        count = e.number(f"badlog_count.{key}")
+        line = e.fact(f"badlog.{key}") or ""
+        e.that(count == 1, f"oom_ext.{key}={value[:20]}: expected exactly one log line naming it, found {count:g}"
+               if count is not None else f"oom_ext.{key}: no count")
+        e.that(value[:40] in line, f"oom_ext.{key}: log line does not quote the bad value: {line!r}")
+    for key, value in DEFAULTS.items():
+        e.equal(f"sysctl.{key}", value)
+    e.equal("status.state", "armed")
+    e.equal("mode", "kernel")
+
+
+def check_badparams_path(e):
+    check_badparams(e, bad={"crashflag_name": LONG_PATH})
+
+
+def check_storm(e):
+    """Buffer released in an OOM storm, flag present during it and gone after, re-armed."""
+    if not e.finished():
+        return
+    e.at_least("oom_kills", 1)
+    e.at_least("status_after.releases", 1)
+    e.at_least("status_after.oom_events", 1)
+    e.equal("flag_seen_in_oom", 1)
+    e.contains("flag_content", "oom_ext_flag=1")
+    e.contains("flag_content", f"kernel={e.fact('kernel')}")
+    e.equal("left_oom", 1)
+    e.equal("flag_after", "absent")
+    e.equal("rearmed", 1)
+    e.at_least("status_after.rearms", 1)
+    e.equal("status_after.state", "armed")
+    e.equal("status_after.reserved_bytes", 32 * MiB)
+    # The machine answered: the heartbeat went on after the storm.
+    after = e.run.ticks_after("storm_over")
+    e.that(after >= 3, f"only {after} heartbeat ticks after the storm")
+
+
+def check_gracetime(e):
+    """Persistent OOM + gracetime: the guest reboots itself; the next boot reports it."""
+    run = e.run
+    if not e.finished(boots=2):
+        return
+    e.that(any("oom_ext" in p for p in run.panics), f"no oom_ext panic on the console (panics: {run.panics})")
+    e.that(e.fact("kernel_panic", boot=0) not in (None, "0"), "kernel.panic was 0 in the first boot")
+    boot_id = e.fact("boot_id", boot=0)
+    e.that(e.fact("report_log"), "the report unit logged nothing on the next boot")
+    e.contains("report_log", boot_id or "<no boot id>")
+    e.at_least("history_count", 1)
+    e.contains("history_latest", boot_id or "<no boot id>")
+    e.equal("flag_left", "absent")
+
+
+def check_fallback(e):
+    """Module refused: the guard holds the buffer itself; boot completes."""
+    if not e.finished():
+        return
+    e.equal("module_loaded", 0)
+    e.equal("mode", "fallback")
+    status = _json_fact(e, "status_json")
+    if isinstance(status, dict):
+        e.that(status.get("mode") == "fallback", f"oom-ext status --json: mode {status.get('mode')!r}")
+    e.equal("guard_alive", 1)
+    e.at_least("guard_vmlck_kb", 40 * 1024 * 0.95)
+    e.that(e.fact("fallback_log"), "no log line says why the module could not be used")
+    e.that(e.fact("system_state") in ("running", "degraded"), f"system state {e.fact('system_state')!r}")
+
+
+def check_symlink(e):
+    """A flag path pre-created as a symlink by another user is not followed."""
+    if not e.finished():
+        return
+    e.at_least("status_during.oom_events", 1)
+    e.equal("target_unchanged", 1)
+    e.equal("link_unchanged", 1)
+    e.equal("created_elsewhere", 0)
+
+
+def check_cycles(e):
+    """Load/unload cycles (also in the OOM state) leak nothing; bad sysctl writes get EINVAL."""
+    if not e.finished():
+        return
+    e.equal("cycles_ok", e.fact("cycles_total") or "<none>")
+    drift = e.number("mem_drift_kb")
+    if drift is not None:
+        e.that(abs(drift) <= 8 * 1024, f"MemAvailable moved by {drift:g} kB over the load/unload cycles")
+    e.equal("kernel_warnings", 0)
+    total = int(e.number("badwrites_total") or 0)
+    e.that(total > 0, "no bad sysctl writes were tried")
+    for i in range(total):
+        e.contains(f"badwrite.{i}", "EINVAL, unchanged")
+    e.equal("resize_16", 16 * MiB)
+    e.equal("resize_0_state", "off")
+    e.equal("resize_back", 32 * MiB)
+
+
+BOOT_PARAMS = "oom_ext.bufsize=24 oom_ext.resettime=61"
+
+
+def check_initrd(e):
+    if not e.finished():
+        return
+    e.equal("sysctl.bufsize", 24)
+    e.equal("sysctl.resettime", 61)
+    e.equal("status.reserved_bytes", 24 * MiB)
+    e.equal("mode", "kernel")
+    check_guard_survived(e)
+
+
+SCENARIOS = [
+    Scenario("boot", "boots to the harness and powers off (no project needed)", check_boot, needs=()),
+    Scenario("params", "issue 2.1 / 5: cmdline parameters in effect, dracut systemd initrd",
+             check_params, " ".join(f"oom_ext.{k}={v}" for k, v in PARAMS.items())),
+    Scenario("badparams", "issue 2.2: bad cmdline values are logged once each, defaults apply",
+             check_badparams, " ".join(f"oom_ext.{k}={v}" for k, v in BAD_VALUES.items())),
+    Scenario("badparams-path", "issue 2.2: an over-long crash-flag path is refused",
+             check_badparams_path, f"oom_ext.crashflag_name={LONG_PATH}", script="badparams"),
+    Scenario("storm", "issue 2.3: OOM storm releases, flags, recovers and re-arms",
+             check_storm, "oom_ext.resettime=20", timeout_s=480),
+    Scenario("gracetime", "issue 2.4: persistent OOM with gracetime reboots; next boot reports",
+             check_gracetime, "oom_ext.gracetime=20", reboots=1, timeout_s=600),
+    Scenario("fallback", "issue 2.5: module refused -> userspace fallback, boot completes",
+             check_fallback, "module_blacklist=oom_ext oom_ext.bufsize=40", needs=PROJECT),
+    Scenario("symlink", "issue 2.6: a symlinked crash-flag path is not followed",
+             check_symlink, "oom_ext.crashflag_name=/tmp/oomflag"),
+    Scenario("cycles", "issue 2.7: load/unload cycles and bad sysctl writes",
+             check_cycles, "", timeout_s=480),
+    Scenario("initrd-dracut-shell", "issue 5: dracut shell initrd, params + guard survives",
+             check_initrd, BOOT_PARAMS, initrd="dracut-shell", script="initrd"),
+    Scenario("initrd-initramfs-tools", "issue 5: initramfs-tools, params + guard survives",
+             check_initrd, BOOT_PARAMS, initrd="initramfs-tools", script="initrd"),
+]
+
+# Stall protection (issue 6): defined in stall.py.
+SCENARIOS += stall.stall_scenarios(Scenario)
+
+BY_NAME = {s.name: s for s in SCENARIOS}
