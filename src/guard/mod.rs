@@ -317,6 +317,7 @@ struct Guard {
     /// After mount activity without a visible switch yet (PID 1 chroots a
     /// moment after the last mount event), a few re-checks: (when, attempt).
     mount_recheck: Option<(u64, u32)>,
+    trigger_failed: bool,
 }
 
 /// Re-checks after mount activity: 200 ms, then doubling, 5 in all.
@@ -382,6 +383,7 @@ impl Guard {
             flag_ours: false,
             pending_flag: Vec::new(),
             mount_recheck: None,
+            trigger_failed: false,
             root,
         };
         if mode == Mode::Kernel {
@@ -786,11 +788,16 @@ impl Guard {
                         }
                     }
                 }
-                Action::Trigger => {
-                    if let Err(e) = std::fs::write(self.root.join(paths::MODULE_TRIGGER), "1") {
+                Action::Trigger => match std::fs::write(self.root.join(paths::MODULE_TRIGGER), "1")
+                {
+                    Ok(()) => self.trigger_failed = false,
+                    // Once per failure streak: a stall writes once a second.
+                    Err(e) if !self.trigger_failed => {
+                        self.trigger_failed = true;
                         log.warn(&format!("cannot write /{}: {e}", paths::MODULE_TRIGGER));
                     }
-                }
+                    Err(_) => {}
+                },
                 Action::SysrqKill => {
                     if let Err(e) = std::fs::write(self.root.join(paths::SYSRQ), "f") {
                         log.warn(&format!("cannot write f to /{}: {e}", paths::SYSRQ));
