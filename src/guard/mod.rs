@@ -26,7 +26,7 @@ use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
@@ -93,8 +93,8 @@ pub fn load_config(root: &Root, log: &Log) -> (Mode, Params) {
     (mode, params)
 }
 
-/// Takes `/run/oom-ext/guard.lock`. `Ok(None)`: another guard holds it (its
-/// pid is returned in the error arm of the outer result as `Err`).
+/// `/run/oom-ext/guard.lock`: ours, or held by another guard (its pid, as
+/// written in the lock file, if readable).
 enum Lock {
     Mine(std::fs::File),
     Held(Option<u32>),
@@ -469,7 +469,7 @@ impl Guard {
         let path = self.root.join(paths::KMSG);
         let Ok(f) = std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags_nb()
+            .custom_flags(libc::O_NONBLOCK)
             .open(&path)
         else {
             return;
@@ -862,17 +862,5 @@ impl Guard {
             self.m.module_state.as_deref().unwrap_or("none"),
         );
         let _ = write_atomic(&self.root.join(paths::GUARD_STATE), &text);
-    }
-}
-
-/// `O_NONBLOCK` for [`std::fs::OpenOptions`].
-trait NonBlocking {
-    fn custom_flags_nb(&mut self) -> &mut Self;
-}
-
-impl NonBlocking for std::fs::OpenOptions {
-    fn custom_flags_nb(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_NONBLOCK)
     }
 }
