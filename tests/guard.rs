@@ -344,11 +344,6 @@ fn fallback_oom_cycle_flag_release_end_rearm() {
     let (root, mut kmsg) = fifo_root("cycle", "bufsize=1\nresettime=1\npsi=0\n");
     let child = guard(&root, &[]);
     wait_for(&root.join("run/oom-ext/guard.state"), "state=armed");
-    // Opening for writing waits for the guard's reader, which is there now.
-    let mut kmsg = std::fs::OpenOptions::new()
-        .write(true)
-        .open(root.join("dev/kmsg"))
-        .unwrap();
     kmsg.write_all(KILL.as_bytes()).unwrap();
     let state = wait_for(&root.join("run/oom-ext/guard.state"), "state=oom");
     assert!(
