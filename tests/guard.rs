@@ -382,10 +382,6 @@ fn fallback_gracetime_marks_the_flag_and_reboots() {
     let (root, mut kmsg) = fifo_root("grace", "bufsize=1\ngracetime=1\npsi=0\n");
     let g = guard(&root, &[]);
     wait_for(&root.join("run/oom-ext/guard.state"), "state=armed");
-    let mut kmsg = std::fs::OpenOptions::new()
-        .write(true)
-        .open(root.join("dev/kmsg"))
-        .unwrap();
     kmsg.write_all(KILL.as_bytes()).unwrap();
     // Against a fake root the guard records the reboot instead of doing it.
     wait_for(&root.join("run/oom-ext/reboot-requested"), "1");
