@@ -16,7 +16,7 @@ import re
 import subprocess
 import time
 
-RESULT_RE = re.compile(r"OOMTEST (\S+)=(.*)")
+RESULT_RE = re.compile(r"OOMTEST ([^\s=]+)=(.*)")
 TICK_RE = re.compile(r"OOMTEST tick (\d+)")
 PANIC_RE = re.compile(r"Kernel panic - not syncing.*|BUG: .*|Oops: .*")
 
@@ -81,7 +81,7 @@ class _Tail:
         return [c.decode(errors="replace").rstrip("\r") for c in chunks]
 
 
-def boot(*, outdir, image, kernel, initrd, cmdline, expect_reboots=0,
+def boot(*, outdir, image, harness, kernel, initrd, cmdline, expect_reboots=0,
          timeout_s=600, hang_s=120, memory_mb=512, extra_args=()):
     """Boot `image` (raw, shared read-only through a qcow2 overlay) and wait for it to finish.
 
@@ -102,6 +102,7 @@ def boot(*, outdir, image, kernel, initrd, cmdline, expect_reboots=0,
         "-device", "virtio-serial-pci", "-device", "virtconsole,chardev=results",
         "-device", "virtio-rng-pci",
         "-drive", f"file={overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
+        "-drive", f"file={harness},if=virtio,format=raw,readonly=on",
         "-kernel", str(kernel), "-initrd", str(initrd),
         # mitigations=off: page-table isolation and friends are very costly under TCG.
         "-append", f"root=/dev/vda rw console=ttyS0 mitigations=off {cmdline}",
