@@ -11,7 +11,7 @@
 #include <linux/sysctl.h>
 
 /* 6.11 made proc_handler take a const ctl_table. */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
+#if KERNEL_VERSION(6, 11, 0) <= LINUX_VERSION_CODE
 #define OOM_EXT_CTL_TABLE const struct ctl_table
 #else
 #define OOM_EXT_CTL_TABLE struct ctl_table
@@ -22,14 +22,14 @@
  * since 6.11 the size comes from ARRAY_SIZE() and a sentinel would be
  * rejected as an entry without a name.
  */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
+#if KERNEL_VERSION(6, 11, 0) <= LINUX_VERSION_CODE
 #define OOM_EXT_SYSCTL_SENTINEL
 #else
 #define OOM_EXT_SYSCTL_SENTINEL {}
 #endif
 
 /* 6.3 replaced the user_namespace argument of vfs_*() with mnt_idmap. */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+#if KERNEL_VERSION(6, 3, 0) <= LINUX_VERSION_CODE
 #define oom_ext_mnt_idmap(mnt) mnt_idmap(mnt)
 #else
 #define oom_ext_mnt_idmap(mnt) mnt_user_ns(mnt)

@@ -154,8 +154,11 @@ static void chunks_free(struct list_head *list)
 	struct page *page, *next;
 
 	list_for_each_entry_safe(page, next, list, lru) {
+		unsigned int order = page_private(page);
+
 		list_del(&page->lru);
-		__free_pages(page, page_private(page));
+		set_page_private(page, 0);
+		__free_pages(page, order);
 	}
 }
 
@@ -262,8 +265,9 @@ static void warn_panic_halts(void)
 /*
  * Enter (or stay in) the OOM state. Called from the OOM notifier under
  * oom_lock and from the trigger file: no allocation, no sleeping lock.
+ * Returns the number of pages released.
  */
-static void oom_ext_enter(enum oom_ext_source source)
+static unsigned long oom_ext_enter(enum oom_ext_source source)
 {
 	unsigned long flags, pages = 0;
 	bool entered = false;
@@ -275,7 +279,7 @@ static void oom_ext_enter(enum oom_ext_source source)
 	spin_lock_irqsave(&st.lock, flags);
 	if (st.stopping) {
 		spin_unlock_irqrestore(&st.lock, flags);
-		return;
+		return 0;
 	}
 	if (source == SRC_KERNEL)
 		st.oom_calls++;
@@ -320,6 +324,7 @@ static void oom_ext_enter(enum oom_ext_source source)
 	if (entered)
 		warn_panic_halts();
 	notify_status();
+	return pages;
 }
 
 /*
@@ -332,7 +337,14 @@ static void oom_ext_enter(enum oom_ext_source source)
 static int oom_ext_oom_notify(struct notifier_block *nb, unsigned long unused,
 			      void *freed)
 {
-	oom_ext_enter(SRC_KERNEL);
+	unsigned long pages = oom_ext_enter(SRC_KERNEL);
+
+#ifdef OOM_EXT_EXPERIMENT_REPORT_FREED
+	/* Only for the README's experiment (bench/release-latency.sh). */
+	*(unsigned long *)freed += pages;
+#else
+	(void)pages;
+#endif
 	return NOTIFY_OK;
 }
 
@@ -419,14 +431,12 @@ static void rearm_work_fn(struct work_struct *work)
 	spin_unlock_irqrestore(&st.lock, flags);
 	chunks_free(&list);	/* OOM again or exiting: give it back */
 
-	if (done && target) {
+	if (done && target)
 		pr_info("re-armed: %lu KiB of %lu KiB in %llu us\n",
 			got << (PAGE_SHIFT - 10), target << (PAGE_SHIFT - 10),
 			dt / NSEC_PER_USEC);
+	if (done)
 		notify_status();
-	} else if (done) {
-		notify_status();
-	}
 out:
 	mutex_unlock(&cfg_lock);
 }
@@ -757,8 +767,14 @@ static void apply_int(int *var, int val)
 		warn_panic_halts();
 	} else if (var == &resettime) {
 		spin_lock_irqsave(&st.lock, flags);
-		if (!st.stopping && st.state == ST_RECOVERING)
-			mod_delayed_work(wq, &rearm_work, (unsigned long)val * HZ);
+		if (!st.stopping && st.state == ST_RECOVERING) {
+			/* Counted from the end of the OOM state, as before. */
+			u64 done = ktime_get_boottime_ns() - st.state_since_ns;
+			u64 want = (u64)val * NSEC_PER_SEC;
+
+			mod_delayed_work(wq, &rearm_work, want > done ?
+					 nsecs_to_jiffies(want - done) : 0);
+		}
 		spin_unlock_irqrestore(&st.lock, flags);
 	} else if (var == &crashflag && val != old) {
 		spin_lock_irqsave(&st.lock, flags);

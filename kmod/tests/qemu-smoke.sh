@@ -26,6 +26,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${OOM_EXT_SMOKE_OUT:-$here/../out/smoke}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+exec 9>"$out/.lock"
+flock -n 9 || { echo "another qemu-smoke.sh uses $out (set OOM_EXT_SMOKE_OUT)" >&2; exit 2; }
 if [ $# -gt 0 ]; then kvers="$*"; else kvers=$(debian_kvers); fi
 
 passed=0

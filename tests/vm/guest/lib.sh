@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for scenario scripts (sourced). Scenario scripts report facts as
 # `OOMTEST key=value` lines; the host side decides what passes.
 
@@ -34,6 +35,7 @@ load() {
 # Journal lines of this boot matching a pattern (for log assertions).
 journal_grep() { journalctl -b -o cat --no-pager | grep -E "$1"; }
 
+# shellcheck disable=SC2034 # used by the scenario scripts
 OOM_EXT_KEYS="bufsize gracetime resettime crashflag crashflag_name"
 
 report_sysctls() {
@@ -77,7 +79,7 @@ proc_start_s() {
 
 # The guard: alive, alone, re-anchored in the real root, started in the initrd?
 report_guard() {
-	local pid n=0 p exe
+	local pid n
 	pid=$(cat /run/oom-ext/guard.pid 2>/dev/null)
 	result guard_pid "${pid:-<no /run/oom-ext/guard.pid>}"
 	if [ -n "$pid" ] && [ -d "/proc/$pid" ]; then
@@ -93,10 +95,8 @@ report_guard() {
 	else
 		result guard_alive 0
 	fi
-	for p in /proc/[0-9]*; do
-		exe=$(readlink "$p/exe" 2>/dev/null) || continue
-		case ${exe##*/} in oom-ext*) [ "${p#/proc/}" != $$ ] && n=$((n + 1)) ;; esac
-	done
+	# Every oom-ext process (comm is the binary's name), this script's children aside.
+	n=$(pgrep -c -x oom-ext)
 	result guard_count "$n"
 	# The real root's init announces itself last (a systemd initrd announces itself first).
 	result realroot_start_s "$(dmesg | grep 'running in system mode' | tail -n 1 | sed 's/^\[ *\([0-9.]*\)\].*/\1/')"
@@ -105,6 +105,7 @@ report_guard() {
 # The value given for a key on the kernel command line (last occurrence), or empty.
 cmdline_value() {
 	local arg value=
+	# shellcheck disable=SC2013 # the command line is words, not lines
 	for arg in $(cat /proc/cmdline); do
 		case $arg in "$1="*) value=${arg#"$1="} ;; esac
 	done
@@ -112,3 +113,51 @@ cmdline_value() {
 }
 
 vmstat() { awk -v k="$1" '$1 == k {print $2}' /proc/vmstat; }
+
+# Memory hog for OOM storms: more anonymous memory than the 512 MiB guest has
+# (--vm-bytes is the total, shared by the workers), kept resident; stress-ng
+# restarts the workers the OOM killer takes.
+# shellcheck disable=SC2034 # used by the scenario scripts
+HOG_ARGS="stress-ng --vm 3 --vm-bytes 700M --vm-keep"
+
+# The last lines a workload unit printed (why it did what it did).
+unit_log() { journalctl -b -u "$1" -o cat --no-pager | tail -n "${2:-4}" | tr '\n' '|'; }
+
+unit_active() { systemctl is-active --quiet "$1"; }
+unit_done() { ! unit_active "$1"; }
+
+# watch_flag FLAG: background sampler (shell builtins only, so it keeps going
+# under memory pressure). Reports the first time the flag is seen while the
+# module is in the oom state, with the flag's content, and each state change.
+watch_flag() {
+	local flag=$1 k v state last='' seen=0 any=0 lines
+	exec 8<> <(:)
+	while :; do
+		state=
+		if [ -r /sys/kernel/oom_ext/status ]; then
+			while IFS='=' read -r k v; do
+				[ "$k" = state ] && state=${v%% *}
+			done < /sys/kernel/oom_ext/status
+		fi
+		if [ "$state" != "$last" ]; then
+			echo "OOMTEST state_change=$last->$state"
+			last=$state
+		fi
+		if [ $any = 0 ] && [ -e "$flag" ]; then
+			echo "OOMTEST flag_seen=1"
+			any=1
+		fi
+		if [ $seen = 0 ] && [ "$state" = oom ] && [ -f "$flag" ]; then
+			mapfile -t lines < "$flag"
+			echo "OOMTEST flag_seen_in_oom=1"
+			local IFS='|'
+			echo "OOMTEST flag_content=${lines[*]}"
+			unset IFS
+			seen=1
+		fi
+		read -r -t 0.2 -u 8 _
+	done
+}
+
+state_is() { [ "$(status_get state)" = "$1" ]; }
+state_is_not() { [ "$(status_get state)" != "$1" ]; }

@@ -13,6 +13,7 @@ that fails is recorded in status.json; scenarios that need the project then
 fail with that message, while the plain `boot` scenario still runs.
 """
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -82,9 +83,9 @@ def base_key():
 def base_tree():
     """Path of the cached base tree, building it if needed."""
     key, kernels = base_key()
-    root = cache.cache_root() / "base"
+    root = cache.cache_root() / "suite-base"
     final = root / key
-    with cache.locked("base"):
+    with cache.locked("suite-base"):
         if (final / "done").exists():
             os.utime(final)
             return final, kernels
@@ -141,16 +142,17 @@ def _project_key(base):
     inputs = [f for f in repo_files
               if not (f.startswith("tests/vm/") and not f.startswith("tests/vm/guest/"))
               and not f.endswith(".md")]
-    recipe = cache.hash_files(HERE, ["oomvm/image.py", "oomvm/chroot.py"])
+    recipe = cache.hash_files(HERE, ["oomvm/image.py", "oomvm/chroot.py",
+                                     *[str(p.relative_to(HERE)) for p in (HERE / "image/etc").rglob("*")]])
     return cache.key_of(base.name, cache.hash_files(REPO, inputs), recipe)
 
 
 def project_image():
     base, kernels = base_tree()
     key = _project_key(base)
-    root = cache.cache_root() / "images"
+    root = cache.cache_root() / "suite-images"
     final = root / key
-    with cache.locked(f"image-{key}"):
+    with cache.locked(f"suite-image-{key}"):
         if (final / "status.json").exists():
             os.utime(final)
             return Image(final / "image.raw", kernels, json.loads((final / "status.json").read_text()))
@@ -179,6 +181,11 @@ def project_image():
         return Image(final / "image.raw", kernels, status)
 
 
+def _install_vm_config(tree):
+    """initrd generator settings for a QEMU guest (see the files for why)."""
+    shutil.copytree(HERE / "image/etc", tree / "etc", dirs_exist_ok=True, symlinks=True)
+
+
 def _install_harness(tree):
     opt = tree / "opt/oomtest"
     shutil.copytree(HERE / "guest", opt, dirs_exist_ok=True)
@@ -193,6 +200,7 @@ def _install_harness(tree):
 def _install_everything(tree, kernels, step, log):
     """Install harness and project; returns {step: "ok" | reason}."""
     status = {}
+    _install_vm_config(tree)
     _install_harness(tree)
 
     say("make install DESTDIR=<guest> PREFIX=/usr")
@@ -227,34 +235,46 @@ def _install_everything(tree, kernels, step, log):
         else:
             status["units"] = f"could not enable {units or 'oom-ext units (none installed)'}"
 
-        say("update-initramfs -u -k all")
-        rc = chroot.run(tree, ["update-initramfs", "-u", "-k", "all"], log)
-        hook = (tree / "usr/share/initramfs-tools/hooks/oom-ext").exists() or \
-            (tree / "etc/initramfs-tools/hooks/oom-ext").exists()
-        if rc != 0:
-            status["initramfs-tools"] = f"update-initramfs failed (rc {rc})"
-        elif not hook:
-            status["initramfs-tools"] = "built, but without an oom-ext hook (none installed)"
-        else:
-            status["initramfs-tools"] = "ok"
-
-        has_module = (tree / "usr/lib/dracut/modules.d/90oom-ext").is_dir()
-        for flavour, extra in INITRDS.items():
-            if extra is None:
-                continue
-            args = extra if has_module else [a for a in extra if a not in ("--add", "oom-ext")]
-            problems = []
-            for kver in kernels.values():
-                say(f"dracut {' '.join(args)} --kver {kver}")
-                # --no-hostonly: we are in a chroot on the build host, not on the guest.
-                rc = chroot.run(tree, ["dracut", "-f", "-q", "--no-hostonly", *args, "--kver", kver,
-                                       f"/boot/initrd.img-{kver}-{flavour}"], log)
-                if rc != 0:
-                    problems.append(f"dracut failed for {kver} (rc {rc})")
-            if not has_module:
-                problems.append("built without oom-ext: no dracut module 90oom-ext installed")
-            status[flavour] = "; ".join(problems) or "ok"
+        status.update(_build_initrds(tree, kernels, log))
     return status
+
+
+def _build_initrds(tree, kernels, log):
+    """update-initramfs for all kernels and the dracut flavours, two at a time."""
+    has_module = (tree / "usr/lib/dracut/modules.d/90oom-ext").is_dir()
+    jobs = {("initramfs-tools", "all"): ["update-initramfs", "-u", "-k", "all"]}
+    for flavour, extra in INITRDS.items():
+        if extra is None:
+            continue
+        args = extra if has_module else [a for a in extra if a not in ("--add", "oom-ext")]
+        for kver in kernels.values():
+            # --no-hostonly: we are in a chroot on the build host, not on the guest.
+            jobs[(flavour, kver)] = ["dracut", "-f", "-q", "--no-hostonly", *args, "--kver", kver,
+                                     f"/boot/initrd.img-{kver}-{flavour}"]
+
+    def build(item):
+        (flavour, kver), argv = item
+        say(" ".join(argv))
+        job_log = log.name + f".{flavour}-{kver}"
+        with open(job_log, "w") as f:
+            rc = chroot.run(tree, argv, f)
+        return flavour, kver, rc, job_log
+
+    problems = {flavour: [] for flavour, _ in jobs}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        for flavour, kver, rc, job_log in pool.map(build, jobs.items()):
+            log.write(pathlib.Path(job_log).read_text())
+            os.unlink(job_log)
+            if rc != 0:
+                problems[flavour].append(f"{jobs[(flavour, kver)][0]} failed for {kver} (rc {rc})")
+    hook = any((tree / d / "hooks/oom-ext").exists()
+               for d in ("usr/share/initramfs-tools", "etc/initramfs-tools"))
+    if not hook:
+        problems["initramfs-tools"].append("built without oom-ext: no initramfs-tools hook installed")
+    if not has_module:
+        for flavour in ("dracut", "dracut-shell"):
+            problems[flavour].append("built without oom-ext: no dracut module 90oom-ext installed")
+    return {flavour: "; ".join(p) or "ok" for flavour, p in problems.items()}
 
 
 def _pack(tree, out, kernels, step):

@@ -25,6 +25,7 @@ PANIC_RE = re.compile(r"Kernel panic - not syncing.*|BUG: .*|Oops: .*")
 class Boot:
     index: int                     # 1-based, as counted by the harness on disk
     facts: dict                    # OOMTEST key=value (last value wins)
+    fact_times: dict               # host seconds when each key last arrived
     ticks: list                    # host seconds since start, one per tick
     started: float                 # host seconds when `boot=` arrived
 
@@ -47,6 +48,13 @@ class Run:
         if not self.boots:
             return default
         return self.boots[boot].facts.get(key, default)
+
+    def ticks_after(self, key, boot=-1):
+        """Heartbeat ticks that arrived after the fact `key` did."""
+        if not self.boots or key not in self.boots[boot].fact_times:
+            return 0
+        since = self.boots[boot].fact_times[key]
+        return sum(1 for t in self.boots[boot].ticks if t > since)
 
     def longest_gap(self, boot=-1):
         """Longest silence between two heartbeat ticks, in host seconds."""
@@ -74,8 +82,11 @@ class _Tail:
 
 
 def boot(*, outdir, image, kernel, initrd, cmdline, expect_reboots=0,
-         timeout_s=600, hang_s=120, memory_mb=512):
-    """Boot `image` (raw, shared read-only through a qcow2 overlay) and wait for it to finish."""
+         timeout_s=600, hang_s=120, memory_mb=512, extra_args=()):
+    """Boot `image` (raw, shared read-only through a qcow2 overlay) and wait for it to finish.
+
+    `extra_args`: more QEMU arguments, e.g. a second drive (the stall suite's swap disk).
+    """
     outdir.mkdir(parents=True, exist_ok=True)
     overlay = outdir / "overlay.qcow2"
     console, results = outdir / "console.log", outdir / "results.log"
@@ -92,7 +103,9 @@ def boot(*, outdir, image, kernel, initrd, cmdline, expect_reboots=0,
         "-device", "virtio-rng-pci",
         "-drive", f"file={overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
         "-kernel", str(kernel), "-initrd", str(initrd),
-        "-append", f"root=/dev/vda rw console=ttyS0 {cmdline}",
+        # mitigations=off: page-table isolation and friends are very costly under TCG.
+        "-append", f"root=/dev/vda rw console=ttyS0 mitigations=off {cmdline}",
+        *extra_args,
     ]
     if not expect_reboots:
         argv.append("-no-reboot")
@@ -131,9 +144,10 @@ def boot(*, outdir, image, kernel, initrd, cmdline, expect_reboots=0,
                     continue
                 key, value = m.group(1), m.group(2)
                 if key == "boot":
-                    boots.append(Boot(index=int(value), facts={}, ticks=[], started=t))
+                    boots.append(Boot(index=int(value), facts={}, fact_times={}, ticks=[], started=t))
                 if boots:
                     boots[-1].facts[key] = value
+                    boots[-1].fact_times[key] = t
             stamped.flush()
             if exited:
                 rc = qemu.returncode

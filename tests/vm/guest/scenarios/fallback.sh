@@ -1,5 +1,7 @@
+#!/bin/bash
 # fallback: the module is refused (module_blacklist=oom_ext); the userspace
 # guard must hold the buffer itself and the boot must complete.
+# shellcheck source=tests/vm/guest/lib.sh
 . /opt/oomtest/lib.sh
 if grep -q '^oom_ext ' /proc/modules; then result module_loaded 1; else result module_loaded 0; fi
 report_mode

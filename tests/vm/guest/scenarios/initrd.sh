@@ -1,4 +1,6 @@
+#!/bin/bash
 # initrd: same facts as params, for the other initrd flavours (issue 5).
+# shellcheck source=tests/vm/guest/lib.sh
 . /opt/oomtest/lib.sh
 report_sysctls
 report_status status

@@ -1,5 +1,7 @@
+#!/bin/bash
 # params: the oom_ext.* values from the kernel command line are in effect,
 # and the guard started in the initrd lives on in the real root.
+# shellcheck source=tests/vm/guest/lib.sh
 . /opt/oomtest/lib.sh
 report_sysctls
 report_status status

@@ -1,0 +1,349 @@
+//! The crash flag: its `key=value` format (shared with the module), and
+//! durable create / append / remove that never follow a symlink.
+
+use crate::root::Root;
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::{fstat, Mode, SFlag};
+use nix::unistd::{fsync, unlinkat, UnlinkatFlags};
+use std::fmt::Write as _;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+/// Readers look at no more than this.
+pub const READ_MAX: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Victim {
+    pub pid: u32,
+    pub comm: String,
+    pub rss_kb: u64,
+}
+
+impl Victim {
+    /// `victim=PID COMM RSS_KB`; COMM may hold spaces, so PID is the first
+    /// word and RSS_KB the last.
+    pub fn line(&self) -> String {
+        let comm: String = self
+            .comm
+            .chars()
+            .take(64)
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
+        format!(
+            "victim={} {} {}\n",
+            self.pid,
+            if comm.is_empty() { "?" } else { &comm },
+            self.rss_kb
+        )
+    }
+
+    pub fn parse(v: &str) -> Option<Victim> {
+        let (pid, rest) = v.split_once(' ')?;
+        let (comm, rss) = rest.rsplit_once(' ')?;
+        Some(Victim {
+            pid: pid.parse().ok()?,
+            comm: comm.to_string(),
+            rss_kb: rss.parse().ok()?,
+        })
+    }
+}
+
+/// What a writer puts in a new flag.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewFlag {
+    pub source: String,
+    pub started_unix: u64,
+    pub started_boot_s: u64,
+    pub kernel: String,
+    pub boot_id: String,
+    pub oom_events: u64,
+    pub oom_calls: u64,
+}
+
+impl NewFlag {
+    pub fn serialize(&self) -> String {
+        let mut s = String::from("oom_ext_flag=1\n");
+        let one = |v: &str| {
+            v.chars()
+                .filter(|c| !c.is_control())
+                .take(128)
+                .collect::<String>()
+        };
+        let _ = write!(
+            s,
+            "source={}\nstarted_unix={}\nstarted_boot_s={}\nkernel={}\nboot_id={}\noom_events={}\noom_calls={}\n",
+            one(&self.source),
+            self.started_unix,
+            self.started_boot_s,
+            one(&self.kernel),
+            one(&self.boot_id),
+            self.oom_events,
+            self.oom_calls
+        );
+        s
+    }
+}
+
+/// A flag's content as read back.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FlagData {
+    /// All `key=value` lines but victims, in order.
+    pub fields: Vec<(String, String)>,
+    pub victims: Vec<Victim>,
+    /// Lines that are not `key=value` or bad victim lines.
+    pub bad_lines: usize,
+}
+
+impl FlagData {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn get_u64(&self, key: &str) -> Option<u64> {
+        self.get(key).and_then(|v| v.parse().ok())
+    }
+}
+
+/// Why a flag's content cannot be trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Damage {
+    /// NUL bytes or not UTF-8.
+    Binary,
+    /// No `oom_ext_flag=1` first line.
+    NotAFlag,
+}
+
+/// Pure parser of flag content (at most [`READ_MAX`] bytes are passed in).
+pub fn parse(bytes: &[u8]) -> Result<FlagData, Damage> {
+    if bytes.contains(&0) {
+        return Err(Damage::Binary);
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| Damage::Binary)?;
+    let mut data = FlagData::default();
+    let mut lines = text.lines();
+    if lines.next().map(str::trim) != Some("oom_ext_flag=1") {
+        return Err(Damage::NotAFlag);
+    }
+    for line in lines {
+        let line = line.trim_end();
+        if line.is_empty() {
+            continue;
+        }
+        match line.split_once('=') {
+            Some(("victim", v)) => match Victim::parse(v) {
+                Some(victim) => data.victims.push(victim),
+                None => data.bad_lines += 1,
+            },
+            Some((k, v))
+                if !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                data.fields.push((k.to_string(), v.to_string()))
+            }
+            _ => data.bad_lines += 1,
+        }
+    }
+    Ok(data)
+}
+
+fn errno(e: nix::Error) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+fn split(root: &Root, flag: &str) -> io::Result<(std::path::PathBuf, String)> {
+    let full = root.join(flag);
+    let name = full
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("bad flag path {flag}"))
+        })?
+        .to_string();
+    Ok((full.parent().unwrap_or(Path::new("/")).to_path_buf(), name))
+}
+
+fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno)?;
+    // SAFETY: open returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Creates the flag with `O_CREAT|O_EXCL|O_NOFOLLOW`, writes it and fsyncs the
+/// file and its directory. An existing file (or symlink) is an error
+/// (`AlreadyExists`): it is never overwritten or followed.
+pub fn create(root: &Root, flag: &str, content: &str) -> io::Result<()> {
+    let (dir, name) = split(root, flag)?;
+    let dfd = open_dir(&dir)?;
+    let fd = openat(
+        Some(dfd.as_raw_fd()),
+        name.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    )
+    .map_err(errno)?;
+    // SAFETY: openat returned a new descriptor that nothing else owns.
+    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    write_all_sync(&file, content.as_bytes())?;
+    fsync(dfd.as_raw_fd()).map_err(errno)
+}
+
+fn write_all_sync(mut file: &std::fs::File, data: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    file.write_all(data)?;
+    file.sync_all()
+}
+
+/// Appends lines to an existing flag: no create, no symlink, only a regular
+/// file with one link (so a hard link to another file is not written).
+pub fn append(root: &Root, flag: &str, lines: &str) -> io::Result<()> {
+    let (dir, name) = split(root, flag)?;
+    let dfd = open_dir(&dir)?;
+    let fd = openat(
+        Some(dfd.as_raw_fd()),
+        name.as_str(),
+        OFlag::O_WRONLY
+            | OFlag::O_APPEND
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno)?;
+    // SAFETY: openat returned a new descriptor that nothing else owns.
+    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let st = fstat(file.as_fd().as_raw_fd()).map_err(errno)?;
+    if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG
+        || st.st_nlink != 1
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "flag is not a plain file with one link",
+        ));
+    }
+    write_all_sync(&file, lines.as_bytes())
+}
+
+/// Removes the flag (the name itself, never a symlink target) and fsyncs
+/// the directory. A missing flag is fine.
+pub fn remove(root: &Root, flag: &str) -> io::Result<()> {
+    let (dir, name) = split(root, flag)?;
+    let dfd = open_dir(&dir)?;
+    match unlinkat(
+        Some(dfd.as_raw_fd()),
+        name.as_str(),
+        UnlinkatFlags::NoRemoveDir,
+    ) {
+        Ok(()) | Err(nix::Error::ENOENT) => {}
+        Err(e) => return Err(errno(e)),
+    }
+    fsync(dfd.as_raw_fd()).map_err(errno)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("oom-ext-flag-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn serialize_then_parse() {
+        let f = NewFlag {
+            source: "psi".into(),
+            started_unix: 1700000000,
+            started_boot_s: 12,
+            kernel: "6.1.0-56-amd64".into(),
+            boot_id: "ab\ncd".into(),
+            oom_events: 1,
+            oom_calls: 3,
+        };
+        let mut text = f.serialize();
+        text.push_str(
+            &Victim {
+                pid: 42,
+                comm: "stress ng\n)x".into(),
+                rss_kb: 1000,
+            }
+            .line(),
+        );
+        let d = parse(text.as_bytes()).unwrap();
+        assert_eq!(d.get("source"), Some("psi"));
+        assert_eq!(d.get("boot_id"), Some("abcd"));
+        assert_eq!(d.get_u64("started_unix"), Some(1700000000));
+        assert_eq!(
+            d.victims,
+            vec![Victim {
+                pid: 42,
+                comm: "stress ng?)x".into(),
+                rss_kb: 1000
+            }]
+        );
+        assert_eq!(d.bad_lines, 0);
+    }
+
+    #[test]
+    fn hostile_content() {
+        assert_eq!(parse(b""), Err(Damage::NotAFlag));
+        assert_eq!(parse(b"hello\n"), Err(Damage::NotAFlag));
+        assert_eq!(parse(b"oom_ext_flag=1\0"), Err(Damage::Binary));
+        assert_eq!(parse(&[0xff, 0xfe, b'\n']), Err(Damage::Binary));
+        let d = parse(
+            "oom_ext_flag=1\nvictim=x y z\nvictim=1\n=3\nno equals\nkernel=\u{1b}[2J\n".as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(d.bad_lines, 4);
+        assert_eq!(d.get("kernel"), Some("\u{1b}[2J"));
+    }
+
+    #[test]
+    fn create_is_exclusive_and_never_follows_symlinks() {
+        let d = tmp("create");
+        let root = Root::new(&d);
+        create(&root, "/oomflag", "oom_ext_flag=1\n").unwrap();
+        assert_eq!(
+            create(&root, "/oomflag", "x").unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        append(&root, "/oomflag", "victim=1 a 2\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(d.join("oomflag")).unwrap(),
+            "oom_ext_flag=1\nvictim=1 a 2\n"
+        );
+        remove(&root, "/oomflag").unwrap();
+        remove(&root, "/oomflag").unwrap();
+
+        std::fs::write(d.join("target"), "precious").unwrap();
+        std::os::unix::fs::symlink(d.join("target"), d.join("oomflag")).unwrap();
+        assert!(create(&root, "/oomflag", "x").is_err());
+        assert!(append(&root, "/oomflag", "x").is_err());
+        assert_eq!(
+            std::fs::read_to_string(d.join("target")).unwrap(),
+            "precious"
+        );
+        remove(&root, "/oomflag").unwrap();
+        assert!(
+            d.join("target").exists(),
+            "removing the symlink leaves its target"
+        );
+
+        std::fs::hard_link(d.join("target"), d.join("oomflag")).unwrap();
+        assert!(append(&root, "/oomflag", "x").is_err());
+        assert_eq!(
+            std::fs::read_to_string(d.join("target")).unwrap(),
+            "precious"
+        );
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

@@ -1,0 +1,624 @@
+//! The guard's decisions as a pure state machine: events and the time in,
+//! actions and the next deadline out. The event loop (`guard::run`) does the
+//! I/O; tests drive this directly with made-up clocks.
+
+use crate::flag::Victim;
+use crate::init::Mode;
+use crate::log::Level;
+use crate::params::Params;
+use crate::status::ModuleStatus;
+
+/// No OOM evidence for this long (and enough memory) ends the OOM state,
+/// as the module defines it.
+pub const QUIET_MS: u64 = 5000;
+/// Re-check interval while the OOM state waits for memory to come back.
+pub const RECHECK_MS: u64 = 1000;
+/// Retry interval for re-arming when memory is short.
+pub const REARM_RETRY_MS: u64 = 30_000;
+/// In kernel mode the module panics at gracetime; the guard reboots itself
+/// only if the stall outlasts gracetime by this much (the module did not).
+pub const BACKSTOP_MS: u64 = 5000;
+/// OOM state ends only with at least this much available (or bufsize).
+pub const MIN_AVAILABLE_KB: u64 = 16 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The PSI trigger fired: memory stall above the threshold in a window.
+    Psi,
+    /// The kernel's OOM killer killed a process (from the kernel log), or
+    /// the `oom_kill` counter in /proc/vmstat rose (no victim known).
+    OomKill(Option<Victim>),
+    /// The module's status changed.
+    Module(ModuleStatus),
+    /// The deadline from [`Machine::next_deadline`] was reached.
+    Timer,
+}
+
+/// What the loop measured just before handing over an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Facts {
+    /// CLOCK_BOOTTIME in ms.
+    pub now_ms: u64,
+    /// MemAvailable from /proc/meminfo, if readable.
+    pub mem_available_kb: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Log(Level, String),
+    ReleaseBuffer,
+    /// Allocate and lock the buffer again; the loop reports back with
+    /// [`Machine::armed`].
+    ArmBuffer,
+    CreateFlag(&'static str),
+    AppendFlag(String),
+    RemoveFlag,
+    /// Write `1` to the module's trigger.
+    Trigger,
+    /// sysrq `f`: the kernel's OOM killer picks a victim.
+    SysrqKill,
+    /// sync, then reboot.
+    Reboot,
+    /// Counters changed: rewrite /run/oom-ext/guard.state.
+    WriteState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Oom {
+    pub start_ms: u64,
+    pub last_evidence_ms: u64,
+    /// Earliest next end check (pushed out while memory is short).
+    pub check_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stall {
+    pub start_ms: u64,
+    pub last_ms: u64,
+    pub last_kill_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub oom_events: u64,
+    pub releases: u64,
+    pub rearms: u64,
+    pub stall_events: u64,
+    pub kills: u64,
+    pub victims: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub mode: Mode,
+    pub params: Params,
+    pub buffer_armed: bool,
+    /// Fallback mode's own OOM state.
+    pub oom: Option<Oom>,
+    pub stall: Option<Stall>,
+    pub rearm_at: Option<u64>,
+    pub module_state: Option<String>,
+    pub counters: Counters,
+    rebooting: bool,
+}
+
+impl Machine {
+    pub fn new(mode: Mode, params: Params, buffer_armed: bool) -> Self {
+        Machine {
+            mode,
+            params,
+            buffer_armed,
+            oom: None,
+            stall: None,
+            rearm_at: None,
+            module_state: None,
+            counters: Counters::default(),
+            rebooting: false,
+        }
+    }
+
+    /// The state word for status files: armed | oom | recovering | off.
+    pub fn state_word(&self) -> &'static str {
+        if self.oom.is_some() {
+            "oom"
+        } else if self.rearm_at.is_some() {
+            "recovering"
+        } else if self.buffer_armed {
+            "armed"
+        } else {
+            "off"
+        }
+    }
+
+    fn stall_gap_ms(&self) -> u64 {
+        2 * u64::from(self.params.psi_window_ms)
+    }
+
+    pub fn next_deadline(&self) -> Option<u64> {
+        let mut d: Vec<u64> = Vec::new();
+        if let Some(o) = self.oom {
+            d.push(o.check_ms.max(o.last_evidence_ms + QUIET_MS));
+            if self.params.gracetime > 0 {
+                d.push(o.start_ms + u64::from(self.params.gracetime) * 1000);
+            }
+        }
+        if let Some(s) = self.stall {
+            d.push(s.last_ms + self.stall_gap_ms() + 1);
+            if self.mode == Mode::Kernel && self.params.gracetime > 0 {
+                d.push(s.start_ms + u64::from(self.params.gracetime) * 1000 + BACKSTOP_MS);
+            }
+        }
+        if let Some(r) = self.rearm_at {
+            d.push(r);
+        }
+        if self.rebooting {
+            return None;
+        }
+        d.into_iter().min()
+    }
+
+    pub fn handle(&mut self, ev: Event, f: Facts) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.rebooting {
+            return out;
+        }
+        match ev {
+            Event::Psi => self.on_psi(f, &mut out),
+            Event::OomKill(v) => self.on_kill(v, f, &mut out),
+            Event::Module(s) => self.on_module(s, f, &mut out),
+            Event::Timer => self.on_timer(f, &mut out),
+        }
+        out
+    }
+
+    /// The loop's answer to [`Action::ArmBuffer`].
+    pub fn armed(&mut self, ok: bool, f: Facts) -> Vec<Action> {
+        if ok {
+            self.buffer_armed = true;
+            self.rearm_at = None;
+            self.counters.rearms += 1;
+            vec![
+                Action::Log(
+                    Level::Info,
+                    format!("re-armed the {} MiB buffer", self.params.bufsize),
+                ),
+                Action::WriteState,
+            ]
+        } else {
+            self.rearm_at = Some(f.now_ms + REARM_RETRY_MS);
+            vec![Action::Log(
+                Level::Warning,
+                "cannot re-arm the buffer now; retrying in 30 s".into(),
+            )]
+        }
+    }
+
+    fn on_psi(&mut self, f: Facts, out: &mut Vec<Action>) {
+        let now = f.now_ms;
+        self.counters.stall_events += 1;
+        let gap = self.stall_gap_ms();
+        let stall = match self.stall {
+            Some(mut s) if now.saturating_sub(s.last_ms) <= gap => {
+                s.last_ms = now;
+                s
+            }
+            _ => {
+                out.push(Action::Log(
+                    Level::Warning,
+                    format!(
+                        "memory stall: tasks waited over {} ms for memory within {} ms; treating it as OOM",
+                        self.params.psi_stall_ms, self.params.psi_window_ms
+                    ),
+                ));
+                Stall {
+                    start_ms: now,
+                    last_ms: now,
+                    last_kill_ms: None,
+                }
+            }
+        };
+        self.stall = Some(stall);
+        match self.mode {
+            Mode::Kernel => out.push(Action::Trigger),
+            _ => self.evidence(now, "psi", f, out),
+        }
+        let kill_ms = u64::from(self.params.psi_kill_ms);
+        if kill_ms > 0 {
+            let since = now - stall.last_kill_ms.unwrap_or(stall.start_ms);
+            if since >= kill_ms {
+                self.counters.kills += 1;
+                if let Some(s) = self.stall.as_mut() {
+                    s.last_kill_ms = Some(now);
+                }
+                out.push(Action::Log(
+                    Level::Warning,
+                    format!("memory stall for {} ms: asking the kernel's OOM killer to pick a victim (sysrq f)", since),
+                ));
+                out.push(Action::SysrqKill);
+            }
+        }
+        out.push(Action::WriteState);
+    }
+
+    fn on_kill(&mut self, v: Option<Victim>, f: Facts, out: &mut Vec<Action>) {
+        if let Some(v) = &v {
+            self.counters.victims += 1;
+            out.push(Action::Log(
+                Level::Notice,
+                format!(
+                    "OOM killer killed pid {} ({}), anon-rss {} kB",
+                    v.pid, v.comm, v.rss_kb
+                ),
+            ));
+        }
+        if self.mode != Mode::Kernel {
+            self.evidence(f.now_ms, "vmstat", f, out);
+        }
+        if let Some(v) = v {
+            out.push(Action::AppendFlag(v.line()));
+        }
+    }
+
+    fn on_module(&mut self, s: ModuleStatus, f: Facts, out: &mut Vec<Action>) {
+        let new = s.state.clone();
+        if new != self.module_state {
+            let old = self
+                .module_state
+                .clone()
+                .unwrap_or_else(|| "unknown".into());
+            let newv = new.clone().unwrap_or_else(|| "unknown".into());
+            out.push(Action::Log(
+                if newv == "oom" { Level::Warning } else { Level::Info },
+                format!(
+                    "module state {old} -> {newv} (reserved {} bytes, oom_events {}, releases {}, rearms {})",
+                    s.reserved_bytes.unwrap_or(0),
+                    s.oom_events.unwrap_or(0),
+                    s.releases.unwrap_or(0),
+                    s.rearms.unwrap_or(0)
+                ),
+            ));
+            if newv == "oom" {
+                if let Some(kb) = f.mem_available_kb {
+                    out.push(Action::AppendFlag(format!("mem_available_kb={kb}\n")));
+                }
+            }
+            self.module_state = new;
+            out.push(Action::WriteState);
+        }
+    }
+
+    /// OOM evidence in fallback mode: enter or extend the OOM state.
+    fn evidence(&mut self, now: u64, source: &'static str, f: Facts, out: &mut Vec<Action>) {
+        if let Some(o) = self.oom.as_mut() {
+            o.last_evidence_ms = now;
+            return;
+        }
+        self.oom = Some(Oom {
+            start_ms: now,
+            last_evidence_ms: now,
+            check_ms: now,
+        });
+        self.counters.oom_events += 1;
+        self.rearm_at = None;
+        let mut msg = format!("OOM state entered (source {source})");
+        if self.buffer_armed {
+            self.buffer_armed = false;
+            self.counters.releases += 1;
+            out.push(Action::ReleaseBuffer);
+            msg.push_str(&format!(
+                ": released the {} MiB buffer",
+                self.params.bufsize
+            ));
+        }
+        out.push(Action::Log(Level::Warning, msg));
+        if self.params.crashflag {
+            out.push(Action::CreateFlag(source));
+            if let Some(kb) = f.mem_available_kb {
+                out.push(Action::AppendFlag(format!("mem_available_kb={kb}\n")));
+            }
+        }
+        out.push(Action::WriteState);
+    }
+
+    fn on_timer(&mut self, f: Facts, out: &mut Vec<Action>) {
+        let now = f.now_ms;
+        let grace_ms = u64::from(self.params.gracetime) * 1000;
+        // Stall over?
+        if let Some(s) = self.stall {
+            if now > s.last_ms + self.stall_gap_ms() {
+                self.stall = None;
+                out.push(Action::Log(
+                    Level::Info,
+                    format!(
+                        "memory stall over after {} ms",
+                        s.last_ms.saturating_sub(s.start_ms)
+                    ),
+                ));
+            } else if self.mode == Mode::Kernel
+                && grace_ms > 0
+                && now >= s.start_ms + grace_ms + BACKSTOP_MS
+            {
+                self.reboot(
+                    format!(
+                        "memory stall has lasted {} s, over gracetime",
+                        (now - s.start_ms) / 1000
+                    ),
+                    out,
+                );
+                return;
+            }
+        }
+        if let Some(mut o) = self.oom {
+            if grace_ms > 0 && now >= o.start_ms + grace_ms {
+                self.reboot(
+                    format!(
+                        "OOM state has lasted {} s (gracetime {} s)",
+                        (now - o.start_ms) / 1000,
+                        self.params.gracetime
+                    ),
+                    out,
+                );
+                return;
+            }
+            if now >= o.last_evidence_ms + QUIET_MS && now >= o.check_ms {
+                let need = MIN_AVAILABLE_KB.max(u64::from(self.params.bufsize) * 1024);
+                match f.mem_available_kb {
+                    Some(kb) if kb >= need => {
+                        self.oom = None;
+                        out.push(Action::Log(
+                            Level::Notice,
+                            format!(
+                                "OOM state over after {} s; buffer re-armed in {} s",
+                                (now - o.start_ms) / 1000,
+                                self.params.resettime
+                            ),
+                        ));
+                        if self.params.crashflag {
+                            out.push(Action::RemoveFlag);
+                        }
+                        if self.params.bufsize > 0 {
+                            self.rearm_at = Some(now + u64::from(self.params.resettime) * 1000);
+                        }
+                        out.push(Action::WriteState);
+                    }
+                    _ => {
+                        o.check_ms = now + RECHECK_MS;
+                        self.oom = Some(o);
+                    }
+                }
+            }
+        }
+        if let Some(r) = self.rearm_at {
+            if now >= r && self.oom.is_none() && !self.buffer_armed {
+                // Re-arming must not itself push the machine into OOM.
+                let need = u64::from(self.params.bufsize) * 2 * 1024 + 64 * 1024;
+                if f.mem_available_kb.is_some_and(|kb| kb >= need) {
+                    self.rearm_at = Some(u64::MAX);
+                    out.push(Action::ArmBuffer);
+                } else {
+                    self.rearm_at = Some(now + REARM_RETRY_MS);
+                    out.push(Action::Log(
+                        Level::Info,
+                        "memory still short; re-arm retried in 30 s".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn reboot(&mut self, why: String, out: &mut Vec<Action>) {
+        self.rebooting = true;
+        out.push(Action::Log(
+            Level::Err,
+            format!("{why}: syncing and rebooting"),
+        ));
+        out.push(Action::AppendFlag("gracetime_reboot=1\n".into()));
+        out.push(Action::Reboot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64, mem_mb: u64) -> Facts {
+        Facts {
+            now_ms: ms,
+            mem_available_kb: Some(mem_mb * 1024),
+        }
+    }
+
+    fn kinds(a: &[Action]) -> Vec<String> {
+        a.iter()
+            .filter(|a| !matches!(a, Action::Log(..) | Action::WriteState))
+            .map(|a| format!("{a:?}"))
+            .collect()
+    }
+
+    fn fallback(p: Params) -> Machine {
+        Machine::new(Mode::Fallback, p, true)
+    }
+
+    #[test]
+    fn idle_guard_has_no_deadline() {
+        let m = fallback(Params::default());
+        assert_eq!(m.next_deadline(), None);
+        assert_eq!(
+            Machine::new(Mode::Kernel, Params::default(), false).next_deadline(),
+            None
+        );
+    }
+
+    #[test]
+    fn fallback_oom_cycle_release_flag_end_rearm() {
+        let p = Params {
+            resettime: 10,
+            ..Params::default()
+        };
+        let mut m = fallback(p);
+        let a = m.handle(
+            Event::OomKill(Some(Victim {
+                pid: 7,
+                comm: "hog".into(),
+                rss_kb: 100,
+            })),
+            at(1000, 500),
+        );
+        assert_eq!(
+            kinds(&a),
+            vec![
+                "ReleaseBuffer",
+                "CreateFlag(\"vmstat\")",
+                "AppendFlag(\"mem_available_kb=512000\\n\")",
+                "AppendFlag(\"victim=7 hog 100\\n\")"
+            ]
+        );
+        assert_eq!(m.state_word(), "oom");
+        assert_eq!(m.next_deadline(), Some(6000));
+        // More evidence pushes the end out.
+        assert!(kinds(&m.handle(Event::OomKill(None), at(3000, 500))).is_empty());
+        assert_eq!(m.next_deadline(), Some(8000));
+        // Memory still short at the deadline: re-check a second later.
+        assert!(kinds(&m.handle(Event::Timer, at(8000, 10))).is_empty());
+        assert_eq!(m.next_deadline(), Some(9000));
+        let a = m.handle(Event::Timer, at(9000, 500));
+        assert!(kinds(&a).contains(&"RemoveFlag".to_string()), "{a:?}");
+        assert_eq!(m.state_word(), "recovering");
+        assert_eq!(m.next_deadline(), Some(19000));
+        assert_eq!(
+            kinds(&m.handle(Event::Timer, at(19000, 500))),
+            vec!["ArmBuffer"]
+        );
+        m.armed(true, at(19001, 500));
+        assert_eq!(m.state_word(), "armed");
+        assert_eq!(m.next_deadline(), None);
+        assert_eq!(
+            (
+                m.counters.oom_events,
+                m.counters.releases,
+                m.counters.rearms
+            ),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn rearm_waits_for_memory() {
+        let p = Params {
+            resettime: 1,
+            psi_kill_ms: 0,
+            ..Params::default()
+        };
+        let mut m = fallback(p);
+        m.handle(Event::Psi, at(0, 500));
+        m.handle(Event::Timer, at(5000, 500));
+        assert_eq!(m.rearm_at, Some(6000));
+        assert!(kinds(&m.handle(Event::Timer, at(6000, 50))).is_empty());
+        assert_eq!(m.rearm_at, Some(36000));
+        assert_eq!(
+            kinds(&m.handle(Event::Timer, at(36000, 500))),
+            vec!["ArmBuffer"]
+        );
+        m.armed(false, at(36001, 500));
+        assert_eq!(m.rearm_at, Some(66001));
+    }
+
+    #[test]
+    fn gracetime_reboots_with_the_flag_marked() {
+        let p = Params {
+            gracetime: 30,
+            ..Params::default()
+        };
+        let mut m = fallback(p);
+        m.handle(Event::Psi, at(0, 10));
+        for t in (1000..30000).step_by(1000) {
+            let a = m.handle(Event::Psi, at(t, 10));
+            assert!(!a.contains(&Action::Reboot));
+        }
+        assert_eq!(m.next_deadline(), Some(30000));
+        let a = m.handle(Event::Timer, at(30000, 10));
+        assert_eq!(
+            kinds(&a),
+            vec!["AppendFlag(\"gracetime_reboot=1\\n\")", "Reboot"]
+        );
+        assert_eq!(m.next_deadline(), None);
+        assert!(m.handle(Event::Psi, at(31000, 10)).is_empty());
+    }
+
+    #[test]
+    fn sustained_stall_asks_the_kernel_to_kill_at_most_once_per_period() {
+        let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+        assert_eq!(kinds(&m.handle(Event::Psi, at(0, 10))), vec!["Trigger"]);
+        assert_eq!(kinds(&m.handle(Event::Psi, at(1000, 10))), vec!["Trigger"]);
+        assert_eq!(
+            kinds(&m.handle(Event::Psi, at(2000, 10))),
+            vec!["Trigger", "SysrqKill"]
+        );
+        assert_eq!(kinds(&m.handle(Event::Psi, at(3000, 10))), vec!["Trigger"]);
+        assert_eq!(
+            kinds(&m.handle(Event::Psi, at(4000, 10))),
+            vec!["Trigger", "SysrqKill"]
+        );
+        // A pause longer than two windows starts a new stall: no kill at once.
+        m.handle(Event::Timer, at(6001, 10));
+        assert_eq!(m.stall, None);
+        assert_eq!(kinds(&m.handle(Event::Psi, at(9000, 10))), vec!["Trigger"]);
+        assert_eq!(m.counters.kills, 2);
+    }
+
+    #[test]
+    fn kernel_mode_backstop_reboots_only_well_after_gracetime() {
+        let p = Params {
+            gracetime: 10,
+            psi_kill_ms: 0,
+            ..Params::default()
+        };
+        let mut m = Machine::new(Mode::Kernel, p, false);
+        m.handle(Event::Psi, at(0, 10));
+        for t in (1000..=15000).step_by(1000) {
+            m.handle(Event::Psi, at(t, 10));
+        }
+        assert_eq!(m.next_deadline(), Some(15000));
+        assert!(m
+            .handle(Event::Timer, at(15000, 10))
+            .contains(&Action::Reboot));
+    }
+
+    #[test]
+    fn kernel_mode_logs_module_transitions_and_appends_victims() {
+        let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+        let s = crate::status::parse("state=oom\n");
+        let a = m.handle(Event::Module(s.clone()), at(0, 100));
+        assert_eq!(
+            kinds(&a),
+            vec!["AppendFlag(\"mem_available_kb=102400\\n\")"]
+        );
+        assert!(
+            m.handle(Event::Module(s), at(1, 100)).is_empty(),
+            "no change, nothing to say"
+        );
+        let a = m.handle(
+            Event::OomKill(Some(Victim {
+                pid: 1,
+                comm: "a b".into(),
+                rss_kb: 2,
+            })),
+            at(2, 100),
+        );
+        assert_eq!(kinds(&a), vec!["AppendFlag(\"victim=1 a b 2\\n\")"]);
+        assert_eq!(m.oom, None, "the module owns the OOM state in kernel mode");
+    }
+
+    #[test]
+    fn no_flag_when_crashflag_is_off_and_no_release_without_buffer() {
+        let p = Params {
+            crashflag: false,
+            ..Params::default()
+        };
+        let mut m = Machine::new(Mode::Fallback, p, false);
+        let a = m.handle(Event::OomKill(None), at(0, 10));
+        assert!(kinds(&a).is_empty(), "{a:?}");
+        let a = m.handle(Event::Timer, at(5000, 100));
+        assert!(!kinds(&a).contains(&"RemoveFlag".to_string()));
+    }
+}

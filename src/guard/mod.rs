@@ -1,0 +1,866 @@
+//! `oom-ext guard`: the helper that lives on from the initramfs into the real
+//! root. One poll(2) loop over event sources; no periodic wake-up: the timer
+//! is armed only while a deadline (stall end, OOM end, re-arm, gracetime) is
+//! pending.
+
+pub mod buffer;
+pub mod machine;
+pub mod oomkill;
+pub mod reanchor;
+
+use crate::flag::{self, NewFlag};
+use crate::init::{write_atomic, Mode};
+use crate::log::Log;
+use crate::params::Params;
+use crate::paths;
+use crate::root::Root;
+use crate::{cmdline, status};
+use buffer::Buffer;
+use machine::{Action, Event, Facts, Machine};
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::stat::Mode as FMode;
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Re-executed after switch-root: the lock may still be held by us.
+    pub resume: bool,
+    /// For the real-root unit (Type=forking, PIDFile=): take over a running
+    /// guard, or daemonize.
+    pub adopt: bool,
+}
+
+fn errno(e: nix::Error) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e as i32)
+}
+
+/// CLOCK_BOOTTIME in ms (counts suspend, like the kernel's timers).
+pub fn now_ms() -> u64 {
+    let t =
+        nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).unwrap_or(TimeSpec::new(0, 0));
+    t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000
+}
+
+fn open_raw(path: &std::path::Path, flags: OFlag) -> std::io::Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        path,
+        flags | OFlag::O_CLOEXEC,
+        FMode::from_bits_truncate(0o644),
+    )
+    .map_err(errno)?;
+    // SAFETY: open returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn fs_is(fd: &impl AsFd, magic: nix::sys::statfs::FsType) -> bool {
+    nix::sys::statfs::fstatfs(fd)
+        .map(|s| s.filesystem_type() == magic)
+        .unwrap_or(false)
+}
+
+/// Which mode and parameters this guard runs with: `/run/oom-ext/{mode,params}`
+/// written by `init`, else its own reading of the command line.
+pub fn load_config(root: &Root, log: &Log) -> (Mode, Params) {
+    let params = match std::fs::read_to_string(root.join(paths::PARAMS)) {
+        Ok(text) => {
+            let (p, problems) = Params::from_file(&text);
+            for pr in problems {
+                log.warn(&format!("{}: {pr}", paths::PARAMS));
+            }
+            p
+        }
+        Err(_) => {
+            cmdline::parse(&std::fs::read_to_string(root.join(paths::CMDLINE)).unwrap_or_default())
+                .0
+        }
+    };
+    let mode = std::fs::read_to_string(root.join(paths::MODE))
+        .ok()
+        .and_then(|m| Mode::parse(&m));
+    let mode = match mode {
+        Some(m) => m,
+        None if !params.enabled => Mode::Off,
+        None if root.join(paths::MODULE_STATUS).exists() => Mode::Kernel,
+        None => Mode::Fallback,
+    };
+    (mode, params)
+}
+
+/// Takes `/run/oom-ext/guard.lock`. `Ok(None)`: another guard holds it (its
+/// pid is returned in the error arm of the outer result as `Err`).
+enum Lock {
+    Mine(std::fs::File),
+    Held(Option<u32>),
+}
+
+fn take_lock(root: &Root, resume: bool) -> std::io::Result<Lock> {
+    std::fs::create_dir_all(root.join(paths::RUN_DIR))?;
+    let path = root.join(paths::LOCKFILE);
+    // Not O_CLOEXEC: the lock must stay held across the re-exec after
+    // switch-root (same pid, same open file description).
+    let fd = nix::fcntl::open(
+        &path,
+        OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW,
+        FMode::from_bits_truncate(0o644),
+    )
+    .map_err(errno)?;
+    // SAFETY: open returned a new descriptor that nothing else owns.
+    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    match nix::Error::result(r) {
+        Ok(_) => Ok(Lock::Mine(file)),
+        Err(nix::Error::EWOULDBLOCK) => {
+            let holder = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok());
+            if resume && holder == Some(std::process::id()) {
+                // Our pre-exec self holds it through the inherited descriptor.
+                Ok(Lock::Mine(file))
+            } else {
+                Ok(Lock::Held(holder))
+            }
+        }
+        Err(e) => Err(errno(e)),
+    }
+}
+
+fn write_pid(root: &Root, lock: &mut std::fs::File, pid: u32) -> std::io::Result<()> {
+    lock.set_len(0)?;
+    lock.seek(SeekFrom::Start(0))?;
+    lock.write_all(format!("{pid}\n").as_bytes())?;
+    write_atomic(&root.join(paths::PIDFILE), &format!("{pid}\n"))
+}
+
+/// Locks memory and shields the guard from the OOM killer.
+fn harden(root: &Root, log: &Log) {
+    // SAFETY: mlockall only changes this process's paging; no memory is touched.
+    let r = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) };
+    if r != 0 {
+        // SAFETY: as above; older kernels lack MCL_ONFAULT.
+        if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
+            log.warn(&format!(
+                "mlockall failed: {}; the guard may be paged out",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    if let Err(e) = std::fs::write(root.join("proc/self/oom_score_adj"), "-1000\n") {
+        log.warn(&format!("cannot set oom_score_adj=-1000: {e}"));
+    }
+}
+
+/// Real-time priority for the loop (set after the setup, whose page faults
+/// under emulation can take long): a runaway loop is stopped by
+/// RLIMIT_RTTIME (SIGXCPU after 2 s of CPU without blocking, SIGKILL at 3 s)
+/// and by the kernel's RT throttling.
+fn realtime(root: &Root) {
+    if !root.is_system() {
+        return; // tests against a fake root keep the normal scheduler
+    }
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_RTTIME, 2_000_000, 3_000_000);
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: plain syscall on our own pid with a valid sched_param.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) } != 0 {
+        // SAFETY: plain syscall on our own process.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -20) };
+    }
+}
+
+/// `oom-ext guard`. Returns the exit code.
+pub fn run(root: &Root, log: &mut Log, opts: Options) -> i32 {
+    let mut lock = match take_lock(root, opts.resume) {
+        Ok(Lock::Mine(f)) => f,
+        Ok(Lock::Held(pid)) => {
+            let who = pid
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "unknown".into());
+            if opts.adopt {
+                if let Some(p) = pid {
+                    if let Err(e) = write_atomic(&root.join(paths::PIDFILE), &format!("{p}\n")) {
+                        log.err(&format!("cannot write {}: {e}", paths::PIDFILE));
+                        return 1;
+                    }
+                    log.info(&format!("adopted the running guard (pid {p})"));
+                    return 0;
+                }
+            }
+            log.warn(&format!(
+                "another guard (pid {who}) holds /{}; not starting a second one",
+                paths::LOCKFILE
+            ));
+            return if opts.adopt { 1 } else { 0 };
+        }
+        Err(e) => {
+            log.err(&format!("cannot lock /{}: {e}", paths::LOCKFILE));
+            return 1;
+        }
+    };
+    if opts.adopt && !opts.resume {
+        if let Err(e) = daemonize() {
+            log.err(&format!("cannot daemonize: {e}"));
+            return 1;
+        }
+    }
+    if let Err(e) = write_pid(root, &mut lock, std::process::id()) {
+        log.warn(&format!("cannot write pid files: {e}"));
+    }
+    if opts.adopt {
+        // Tell the waiting parent (Type=forking) that the pidfile is there.
+        finish_daemonize();
+    }
+    let (mode, params) = load_config(root, log);
+    if mode == Mode::Off || !params.enabled {
+        log.info("oom-ext is off (oom_ext=0): guard not needed, exiting");
+        let _ = std::fs::remove_file(root.join(paths::PIDFILE));
+        return 0;
+    }
+    harden(root, log);
+    let mut g = match Guard::new(root.clone(), mode, params, log) {
+        Ok(g) => g,
+        Err(e) => {
+            log.err(&format!("guard cannot start: {e}"));
+            return 1;
+        }
+    };
+    log.info(&format!(
+        "guard {} in {} mode (pid {}, buffer {} MiB, psi {})",
+        if opts.resume { "resumed" } else { "running" },
+        mode.as_str(),
+        std::process::id(),
+        g.buffer.as_ref().map(|b| b.len() >> 20).unwrap_or(0),
+        g.psi_word()
+    ));
+    g.write_state();
+    realtime(root);
+    let code = g.run_loop(log);
+    drop(lock);
+    code
+}
+
+/// Set by [`daemonize`] in the child: the write end the parent waits on.
+static READY_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Forks; the parent waits until the child has written the pidfile, then
+/// exits 0 (systemd Type=forking). The child starts a new session.
+fn daemonize() -> std::io::Result<()> {
+    let (r, w) = nix::unistd::pipe().map_err(errno)?;
+    // SAFETY: the process is single-threaded here, so the child may run any code.
+    match unsafe { nix::unistd::fork() }.map_err(errno)? {
+        nix::unistd::ForkResult::Parent { .. } => {
+            drop(w);
+            let mut b = [0u8; 1];
+            let ok = std::fs::File::from(r)
+                .read(&mut b)
+                .map(|n| n == 1)
+                .unwrap_or(false);
+            std::process::exit(if ok { 0 } else { 1 });
+        }
+        nix::unistd::ForkResult::Child => {
+            drop(r);
+            let _ = nix::unistd::setsid();
+            READY_FD.store(w.as_raw_fd(), std::sync::atomic::Ordering::Relaxed);
+            std::mem::forget(w);
+            Ok(())
+        }
+    }
+}
+
+fn finish_daemonize() {
+    let fd = READY_FD.swap(-1, std::sync::atomic::Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: fd is the pipe's write end that daemonize() leaked for us.
+        let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let _ = f.write_all(b"1");
+        if let Ok(null) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+        {
+            for target in 0..3 {
+                let _ = nix::unistd::dup2(null.as_raw_fd(), target);
+            }
+        }
+    }
+}
+
+/// The live state of the loop: the sources and what the executor remembers.
+struct Guard {
+    root: Root,
+    m: Machine,
+    buffer: Option<Buffer>,
+    sigfd: SignalFd,
+    timer: TimerFd,
+    timer_at: Option<u64>,
+    status_fd: Option<std::fs::File>,
+    status_pollable: bool,
+    psi: Option<OwnedFd>,
+    psi_error: Option<String>,
+    mountinfo: Option<OwnedFd>,
+    procfd: Option<OwnedFd>,
+    kmsg: Option<std::fs::File>,
+    vmstat_kills: Option<u64>,
+    flag_ours: bool,
+    pending_flag: Vec<String>,
+    /// After mount activity without a visible switch yet (PID 1 chroots a
+    /// moment after the last mount event), a few re-checks: (when, attempt).
+    mount_recheck: Option<(u64, u32)>,
+}
+
+/// Re-checks after mount activity: 200 ms, then doubling, 5 in all.
+const MOUNT_RECHECK_MS: u64 = 200;
+const MOUNT_RECHECKS: u32 = 5;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Src {
+    Signal,
+    Timer,
+    Status,
+    Psi,
+    Mountinfo,
+    Kmsg,
+}
+
+impl Guard {
+    fn new(root: Root, mode: Mode, params: Params, log: &Log) -> std::io::Result<Guard> {
+        let mut mask = SigSet::empty();
+        for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+            mask.add(s);
+        }
+        mask.thread_block().map_err(errno)?;
+        let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(errno)?;
+        let timer = TimerFd::new(
+            ClockId::CLOCK_BOOTTIME,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )
+        .map_err(errno)?;
+        let mut buffer = None;
+        let mut buffer_failed = false;
+        if mode == Mode::Fallback && params.bufsize > 0 {
+            match Buffer::reserve(params.bufsize) {
+                Ok(b) => buffer = b,
+                Err(e) => {
+                    log.warn(&format!(
+                        "cannot reserve the {} MiB buffer: {e}; retrying later",
+                        params.bufsize
+                    ));
+                    buffer_failed = true;
+                }
+            }
+        }
+        let mut m = Machine::new(mode, params, buffer.is_some());
+        if buffer_failed {
+            m.rearm_at = Some(now_ms() + machine::REARM_RETRY_MS);
+        }
+        let mut g = Guard {
+            m,
+            buffer,
+            sigfd,
+            timer,
+            timer_at: None,
+            status_fd: None,
+            status_pollable: false,
+            psi: None,
+            psi_error: None,
+            mountinfo: None,
+            procfd: None,
+            kmsg: None,
+            vmstat_kills: None,
+            flag_ours: false,
+            pending_flag: Vec::new(),
+            mount_recheck: None,
+            root,
+        };
+        if mode == Mode::Kernel {
+            g.open_status(log);
+        }
+        g.open_psi();
+        if let Some(e) = &g.psi_error {
+            log.warn(&format!("stall protection unavailable: {e}"));
+        }
+        if g.root.is_system() {
+            g.mountinfo = open_raw(
+                std::path::Path::new("/proc/self/mountinfo"),
+                OFlag::O_RDONLY,
+            )
+            .ok();
+            g.procfd = open_raw(
+                std::path::Path::new("/proc"),
+                OFlag::O_PATH | OFlag::O_DIRECTORY,
+            )
+            .ok();
+        }
+        g.open_kmsg();
+        g.vmstat_kills = g.read_vmstat_kills();
+        Ok(g)
+    }
+
+    fn psi_word(&self) -> &'static str {
+        match (&self.psi, self.m.params.psi) {
+            (Some(_), _) => "on",
+            (None, false) => "off",
+            (None, true) => "unavailable",
+        }
+    }
+
+    fn open_status(&mut self, log: &Log) {
+        let path = self.root.join(paths::MODULE_STATUS);
+        match std::fs::File::open(&path) {
+            Ok(f) => {
+                self.status_pollable = fs_is(&f, nix::sys::statfs::SYSFS_MAGIC);
+                self.status_fd = Some(f);
+            }
+            Err(e) => log.warn(&format!(
+                "kernel mode but cannot open {}: {e}",
+                path.display()
+            )),
+        }
+    }
+
+    fn open_psi(&mut self) {
+        self.psi = None;
+        self.psi_error = None;
+        if !self.m.params.psi {
+            return;
+        }
+        let path = self.root.join(paths::PSI_MEMORY);
+        let fd = match open_raw(&path, OFlag::O_RDWR | OFlag::O_NONBLOCK) {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.psi_error = Some(format!(
+                    "cannot open {}: {e} (kernel without PSI, or psi=0 on the command line)",
+                    path.display()
+                ));
+                return;
+            }
+        };
+        if !fs_is(&fd, nix::sys::statfs::PROC_SUPER_MAGIC) {
+            self.psi_error = Some(format!("{} is not in procfs", path.display()));
+            return;
+        }
+        let trig = self.m.params.psi_trigger();
+        // The kernel overwrites the last byte written with NUL: send the
+        // terminator ourselves or the window loses its last digit.
+        let mut bytes = trig.clone().into_bytes();
+        bytes.push(0);
+        if let Err(e) = nix::unistd::write(&fd, &bytes) {
+            self.psi_error = Some(format!("PSI trigger {trig:?} refused: {}", e.desc()));
+            return;
+        }
+        self.psi = Some(fd);
+    }
+
+    fn open_kmsg(&mut self) {
+        let path = self.root.join(paths::KMSG);
+        let Ok(f) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags_nb()
+            .open(&path)
+        else {
+            return;
+        };
+        if !f
+            .metadata()
+            .map(|m| m.file_type().is_char_device())
+            .unwrap_or(false)
+        {
+            return; // a regular file (fake root) would make poll spin
+        }
+        let mut f = f;
+        let _ = f.seek(SeekFrom::End(0)); // only messages from now on
+        self.kmsg = Some(f);
+    }
+
+    fn read_vmstat_kills(&self) -> Option<u64> {
+        std::fs::read_to_string(self.root.join(paths::VMSTAT))
+            .ok()
+            .and_then(|t| oomkill::vmstat_oom_kill(&t))
+    }
+
+    fn facts(&self) -> Facts {
+        Facts {
+            now_ms: now_ms(),
+            mem_available_kb: std::fs::read_to_string(self.root.join(paths::MEMINFO))
+                .ok()
+                .and_then(|t| oomkill::mem_available_kb(&t)),
+        }
+    }
+
+    fn read_status(&mut self) -> Option<status::ModuleStatus> {
+        let f = self.status_fd.as_mut()?;
+        let mut s = String::new();
+        f.seek(SeekFrom::Start(0)).ok()?;
+        f.take(64 * 1024).read_to_string(&mut s).ok()?;
+        Some(status::parse(&s))
+    }
+
+    fn arm_timer(&mut self) {
+        let want = match (self.m.next_deadline(), self.mount_recheck.map(|(t, _)| t)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if want == self.timer_at {
+            return;
+        }
+        self.timer_at = want;
+        let _ = match want {
+            None => self.timer.unset(),
+            Some(ms) => self.timer.set(
+                Expiration::OneShot(TimeSpec::new(
+                    (ms / 1000) as i64,
+                    ((ms % 1000) * 1_000_000) as i64,
+                )),
+                TimerSetTimeFlags::TFD_TIMER_ABSTIME,
+            ),
+        };
+    }
+
+    fn run_loop(&mut self, log: &mut Log) -> i32 {
+        if let Some(s) = self.read_status() {
+            let f = self.facts();
+            let acts = self.m.handle(Event::Module(s), f);
+            if let Some(code) = self.execute(acts, log) {
+                return code;
+            }
+        }
+        loop {
+            self.arm_timer();
+            let mut srcs: Vec<Src> = vec![Src::Signal, Src::Timer];
+            let mut fds: Vec<PollFd> = vec![
+                PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.timer.as_fd(), PollFlags::POLLIN),
+            ];
+            if let (Some(f), true) = (&self.status_fd, self.status_pollable) {
+                srcs.push(Src::Status);
+                fds.push(PollFd::new(
+                    f.as_fd(),
+                    PollFlags::POLLPRI | PollFlags::POLLERR,
+                ));
+            }
+            if let Some(f) = &self.psi {
+                srcs.push(Src::Psi);
+                fds.push(PollFd::new(f.as_fd(), PollFlags::POLLPRI));
+            }
+            if let Some(f) = &self.mountinfo {
+                srcs.push(Src::Mountinfo);
+                fds.push(PollFd::new(
+                    f.as_fd(),
+                    PollFlags::POLLPRI | PollFlags::POLLERR,
+                ));
+            }
+            if let Some(f) = &self.kmsg {
+                srcs.push(Src::Kmsg);
+                fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(nix::Error::EINTR) => {}
+                Err(e) => {
+                    log.err(&format!("poll failed: {}", e.desc()));
+                    return 1;
+                }
+            }
+            let ready: Vec<(Src, PollFlags)> = srcs
+                .iter()
+                .zip(fds.iter())
+                .filter_map(|(s, f)| f.revents().filter(|r| !r.is_empty()).map(|r| (*s, r)))
+                .collect();
+            drop(fds);
+            for (src, rev) in ready {
+                if let Some(code) = self.on_ready(src, rev, log) {
+                    return code;
+                }
+            }
+        }
+    }
+
+    fn on_ready(&mut self, src: Src, rev: PollFlags, log: &mut Log) -> Option<i32> {
+        let mut events = Vec::new();
+        match src {
+            Src::Signal => {
+                while let Ok(Some(si)) = self.sigfd.read_signal() {
+                    if si.ssi_signo == libc::SIGHUP as u32 {
+                        self.reload(log);
+                    } else {
+                        return Some(self.shutdown(log, si.ssi_signo));
+                    }
+                }
+            }
+            Src::Timer => {
+                let _ = self.timer.wait(); // consumes the expiry (non-blocking)
+                self.timer_at = None;
+                let now = now_ms();
+                match self.mount_recheck {
+                    Some((at, attempt)) if now >= at => {
+                        self.mount_recheck = None;
+                        self.check_switch(log, attempt + 1);
+                    }
+                    _ => {}
+                }
+                if self.m.next_deadline().is_some_and(|d| now >= d) {
+                    events.push(Event::Timer);
+                }
+            }
+            Src::Status => {
+                if let Some(s) = self.read_status() {
+                    events.push(Event::Module(s));
+                }
+            }
+            Src::Psi => {
+                if rev.contains(PollFlags::POLLERR) {
+                    log.warn("PSI trigger went away; stall protection off");
+                    self.psi = None;
+                } else {
+                    events.push(Event::Psi);
+                    self.check_vmstat(&mut events);
+                }
+            }
+            Src::Mountinfo => self.check_switch(log, 0),
+            Src::Kmsg => {
+                self.read_kmsg(&mut events);
+                self.check_vmstat(&mut events);
+            }
+        }
+        for ev in events {
+            let f = self.facts();
+            let acts = self.m.handle(ev, f);
+            if let Some(code) = self.execute(acts, log) {
+                return Some(code);
+            }
+        }
+        None
+    }
+
+    /// Switch-root check after mount activity (attempt 0) or a re-check.
+    fn check_switch(&mut self, log: &mut Log, attempt: u32) {
+        let Some(procfd) = &self.procfd else { return };
+        if reanchor::switched(procfd) {
+            reanchor::reanchor(procfd, log);
+            // Only returns when no binary to re-exec was found.
+            self.mountinfo = None;
+            self.mount_recheck = None;
+            log.set_root(Root::system());
+        } else if attempt < MOUNT_RECHECKS {
+            self.mount_recheck = Some((now_ms() + (MOUNT_RECHECK_MS << attempt), attempt));
+        }
+    }
+
+    fn check_vmstat(&mut self, events: &mut Vec<Event>) {
+        let now = self.read_vmstat_kills();
+        if let (Some(old), Some(new)) = (self.vmstat_kills, now) {
+            if new > old && !events.iter().any(|e| matches!(e, Event::OomKill(_))) {
+                events.push(Event::OomKill(None));
+            }
+        }
+        if now.is_some() {
+            self.vmstat_kills = now;
+        }
+    }
+
+    fn read_kmsg(&mut self, events: &mut Vec<Event>) {
+        let Some(f) = self.kmsg.as_mut() else { return };
+        let mut buf = [0u8; 8192];
+        // One read is one record; stop at EAGAIN. Bounded so a flood of
+        // messages cannot keep the guard from its other sources.
+        for _ in 0..256 {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if let Some(v) = oomkill::parse_kill(&String::from_utf8_lossy(&buf[..n])) {
+                        events.push(Event::OomKill(Some(v)));
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue, // overrun: skip ahead
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn reload(&mut self, log: &Log) {
+        let (_, params) = load_config(&self.root, log);
+        let old = self.m.params.clone();
+        self.m.params = params.clone();
+        if old.psi_trigger() != params.psi_trigger() || old.psi != params.psi {
+            self.open_psi();
+        }
+        if self.m.mode == Mode::Fallback && old.bufsize != params.bufsize && self.buffer.is_some() {
+            self.buffer = None;
+            match Buffer::reserve(params.bufsize) {
+                Ok(b) => self.buffer = b,
+                Err(e) => log.warn(&format!("cannot reserve {} MiB: {e}", params.bufsize)),
+            }
+            self.m.buffer_armed = self.buffer.is_some();
+        }
+        log.info(&format!(
+            "reloaded parameters (SIGHUP): {}",
+            params.to_file().replace('\n', " ").trim_end()
+        ));
+        self.write_state();
+    }
+
+    fn shutdown(&mut self, log: &Log, sig: u32) -> i32 {
+        self.buffer = None;
+        if self.flag_ours {
+            // A clean stop is not a hang: do not leave a flag behind to be
+            // reported on the next boot.
+            let _ = flag::remove(&self.root, &self.m.params.crashflag_name);
+        }
+        let _ = std::fs::remove_file(self.root.join(paths::PIDFILE));
+        let _ = std::fs::remove_file(self.root.join(paths::GUARD_STATE));
+        log.info(&format!("guard stopping on signal {sig}: buffer released"));
+        0
+    }
+
+    fn new_flag(&self, source: &str) -> NewFlag {
+        let read = |p: &str| {
+            std::fs::read_to_string(self.root.join(p))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        NewFlag {
+            source: source.to_string(),
+            started_unix: crate::log::unix_now(),
+            started_boot_s: now_ms() / 1000,
+            kernel: read(paths::OSRELEASE),
+            boot_id: read(paths::BOOT_ID),
+            oom_events: self.m.counters.oom_events,
+            oom_calls: self.vmstat_kills.unwrap_or(0),
+        }
+    }
+
+    /// Runs the machine's actions; `Some(code)` ends the guard.
+    fn execute(&mut self, acts: Vec<Action>, log: &Log) -> Option<i32> {
+        let flag_path = self.m.params.crashflag_name.clone();
+        for a in acts {
+            match a {
+                Action::Log(level, msg) => log.log(level, &msg),
+                Action::ReleaseBuffer => self.buffer = None,
+                Action::ArmBuffer => {
+                    let r = Buffer::reserve(self.m.params.bufsize);
+                    let ok = matches!(r, Ok(Some(_)));
+                    if let Err(e) = &r {
+                        log.warn(&format!("re-arm failed: {e}"));
+                    }
+                    self.buffer = r.ok().flatten();
+                    let f = self.facts();
+                    let more = self.m.armed(ok, f);
+                    if let Some(c) = self.execute(more, log) {
+                        return Some(c);
+                    }
+                }
+                Action::CreateFlag(source) => {
+                    let content = self.new_flag(source).serialize();
+                    match flag::create(&self.root, &flag_path, &content) {
+                        Ok(()) => self.flag_ours = true,
+                        Err(e) => {
+                            self.flag_ours = false;
+                            log.warn(&format!("cannot create crash flag {flag_path}: {e} (an existing file is never overwritten)"));
+                        }
+                    }
+                }
+                Action::AppendFlag(line) => {
+                    if self.m.mode == Mode::Kernel {
+                        self.pending_flag.push(line);
+                        self.flush_pending();
+                    } else if self.flag_ours {
+                        let _ = flag::append(&self.root, &flag_path, &line);
+                    }
+                }
+                Action::RemoveFlag => {
+                    if std::mem::take(&mut self.flag_ours) {
+                        if let Err(e) = flag::remove(&self.root, &flag_path) {
+                            log.warn(&format!("cannot remove crash flag {flag_path}: {e}"));
+                        }
+                    }
+                }
+                Action::Trigger => {
+                    if let Err(e) = std::fs::write(self.root.join(paths::MODULE_TRIGGER), "1") {
+                        log.warn(&format!("cannot write /{}: {e}", paths::MODULE_TRIGGER));
+                    }
+                }
+                Action::SysrqKill => {
+                    if let Err(e) = std::fs::write(self.root.join(paths::SYSRQ), "f") {
+                        log.warn(&format!("cannot write f to /{}: {e}", paths::SYSRQ));
+                    }
+                }
+                Action::Reboot => return Some(self.reboot(log)),
+                Action::WriteState => self.write_state(),
+            }
+        }
+        if self.m.mode == Mode::Kernel
+            && self.m.module_state.as_deref() != Some("oom")
+            && self.m.stall.is_none()
+        {
+            self.pending_flag.clear();
+        }
+        None
+    }
+
+    /// Kernel mode: the module writes the flag, maybe after the kill line
+    /// arrived; lines wait (bounded) until the flag is there.
+    fn flush_pending(&mut self) {
+        let path = self.m.params.crashflag_name.clone();
+        while let Some(line) = self.pending_flag.first() {
+            match flag::append(&self.root, &path, line) {
+                Ok(()) => {
+                    self.pending_flag.remove(0);
+                }
+                Err(_) => break,
+            }
+        }
+        self.pending_flag.truncate(32);
+    }
+
+    fn reboot(&mut self, log: &Log) -> i32 {
+        nix::unistd::sync();
+        if !self.root.is_system() {
+            // Against a fake root, record the decision instead of rebooting this machine.
+            let _ = std::fs::write(self.root.join("run/oom-ext/reboot-requested"), "1\n");
+            log.err("reboot requested (fake root: not rebooting)");
+            return 0;
+        }
+        let r = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
+        log.err(&format!("reboot failed: {r:?}"));
+        1
+    }
+
+    fn write_state(&self) {
+        let c = &self.m.counters;
+        let text = format!(
+            "pid={}\nmode={}\nstate={}\nbuffer_bytes={}\noom_events={}\nreleases={}\nrearms={}\nstall_events={}\nkills={}\nvictims={}\npsi={}\nmodule_state={}\n",
+            std::process::id(),
+            self.m.mode.as_str(),
+            self.m.state_word(),
+            self.buffer.as_ref().map(|b| b.len()).unwrap_or(0),
+            c.oom_events,
+            c.releases,
+            c.rearms,
+            c.stall_events,
+            c.kills,
+            c.victims,
+            self.psi_word(),
+            self.m.module_state.as_deref().unwrap_or("none"),
+        );
+        let _ = write_atomic(&self.root.join(paths::GUARD_STATE), &text);
+    }
+}
+
+/// `O_NONBLOCK` for [`std::fs::OpenOptions`].
+trait NonBlocking {
+    fn custom_flags_nb(&mut self) -> &mut Self;
+}
+
+impl NonBlocking for std::fs::OpenOptions {
+    fn custom_flags_nb(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NONBLOCK)
+    }
+}

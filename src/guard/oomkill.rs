@@ -1,0 +1,101 @@
+//! Pure parsers for the OOM killer's kernel-log line and /proc/vmstat,
+//! /proc/meminfo figures the guard needs.
+
+use crate::flag::Victim;
+
+/// Parses one `/dev/kmsg` record (`prio,seq,usec,flags;message`) or a bare
+/// message for `Out of memory: Killed process PID (COMM) ... anon-rss:NkB`.
+pub fn parse_kill(record: &str) -> Option<Victim> {
+    let msg = match record.split_once(';') {
+        Some((head, msg)) if head.split(',').count() >= 3 => msg,
+        _ => record,
+    };
+    let msg = msg.lines().next()?;
+    let rest = msg.strip_prefix("Out of memory: Killed process ")?;
+    let (pid, rest) = rest.split_once(" (")?;
+    let pid: u32 = pid.parse().ok()?;
+    // COMM may itself hold ") ", so cut at the last ") total-vm:".
+    let end = rest.rfind(") total-vm:").or_else(|| rest.rfind(')'))?;
+    let comm = &rest[..end];
+    let rss_kb = rest[end..]
+        .split_once("anon-rss:")
+        .and_then(|(_, r)| r.split("kB").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    Some(Victim {
+        pid,
+        comm: comm.to_string(),
+        rss_kb,
+    })
+}
+
+/// `oom_kill N` from /proc/vmstat.
+pub fn vmstat_oom_kill(text: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix("oom_kill ")
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+/// `MemAvailable:  N kB` from /proc/meminfo.
+pub fn mem_available_kb(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().strip_suffix("kB").unwrap_or(v).trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kill_lines_from_6_1_and_6_12() {
+        let r = "3,1234,56789012,-;Out of memory: Killed process 4242 (stress-ng-vm) total-vm:528388kB, anon-rss:401232kB, file-rss:4kB, shmem-rss:0kB, UID:0 pgtables:832kB oom_score_adj:1000\n SUBSYSTEM=x";
+        assert_eq!(
+            parse_kill(r),
+            Some(Victim {
+                pid: 4242,
+                comm: "stress-ng-vm".into(),
+                rss_kb: 401232
+            })
+        );
+        let hostile = "Out of memory: Killed process 9 (a) total-vm:1kB b) total-vm:2kB, anon-rss:77kB, file-rss:0kB";
+        assert_eq!(
+            parse_kill(hostile),
+            Some(Victim {
+                pid: 9,
+                comm: "a) total-vm:1kB b".into(),
+                rss_kb: 77
+            })
+        );
+        assert_eq!(
+            parse_kill("6,1,2,-;Memory cgroup out of memory: Killed process 1 (x) total-vm:1kB"),
+            None
+        );
+        assert_eq!(parse_kill("Out of memory: Killed process x (y)"), None);
+        assert_eq!(
+            parse_kill("Out of memory: Killed process 99999999999 (y)"),
+            None
+        );
+        assert_eq!(parse_kill(""), None);
+        assert_eq!(
+            parse_kill("Out of memory: Killed process 5 (z)"),
+            Some(Victim {
+                pid: 5,
+                comm: "z".into(),
+                rss_kb: 0
+            })
+        );
+    }
+
+    #[test]
+    fn vmstat_and_meminfo() {
+        assert_eq!(vmstat_oom_kill("nr_free_pages 5\noom_kill 3\n"), Some(3));
+        assert_eq!(vmstat_oom_kill("oom_killx 3\n"), None);
+        assert_eq!(
+            mem_available_kb("MemTotal: 1 kB\nMemAvailable:     123456 kB\n"),
+            Some(123456)
+        );
+        assert_eq!(mem_available_kb("MemAvailable: lots\n"), None);
+    }
+}

@@ -1,0 +1,395 @@
+//! `oom-ext init`: the first thing in the initramfs. Plans from what it reads
+//! (pure [`plan`]), then acts; it never fails boot.
+
+use crate::cmdline::{self, Diagnostic};
+use crate::log::Log;
+use crate::modload::{self, Compression, LoadResult};
+use crate::params::Params;
+use crate::paths;
+use crate::root::Root;
+use crate::sysctl;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// Everything `init` reads before deciding.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    pub cmdline: String,
+    pub release: Option<String>,
+    pub module_loaded: bool,
+    /// `modules.dep` text, or why it could not be read.
+    pub modules_dep: Result<String, String>,
+    pub kernel_panic: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModulePlan {
+    /// `oom_ext=0`: leave it alone (and zero it if it is already loaded).
+    Off,
+    AlreadyLoaded,
+    Load {
+        path: PathBuf,
+        compression: Compression,
+        args: String,
+    },
+    Unavailable(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub params: Params,
+    pub diagnostics: Vec<Diagnostic>,
+    pub module: ModulePlan,
+    /// `kernel.panic` to set (because gracetime is on and panic would halt).
+    pub set_panic: Option<u32>,
+    pub start_guard: bool,
+}
+
+/// The seconds `kernel.panic` is set to when gracetime needs a reboot.
+pub const PANIC_REBOOT_S: u32 = 10;
+
+/// Pure planning: cmdline → params → actions.
+pub fn plan(root: &Root, inputs: &Inputs) -> Plan {
+    let (params, diagnostics) = cmdline::parse(&inputs.cmdline);
+    let module = if !params.enabled {
+        ModulePlan::Off
+    } else if inputs.module_loaded {
+        ModulePlan::AlreadyLoaded
+    } else {
+        match (&inputs.release, &inputs.modules_dep) {
+            (None, _) => ModulePlan::Unavailable(
+                "kernel release unknown (no /proc/sys/kernel/osrelease)".into(),
+            ),
+            (_, Err(why)) => ModulePlan::Unavailable(why.clone()),
+            (Some(rel), Ok(dep)) => match modload::find_in_modules_dep(dep, modload::MODULE) {
+                None => ModulePlan::Unavailable(format!(
+                    "{} is not in modules.dep of kernel {rel} (not installed?)",
+                    modload::MODULE
+                )),
+                Some((p, _)) => {
+                    let moddir = root.join(format!("lib/modules/{rel}"));
+                    let path = if p.starts_with('/') {
+                        root.join(&p)
+                    } else {
+                        moddir.join(&p)
+                    };
+                    ModulePlan::Load {
+                        compression: Compression::of(&p),
+                        path,
+                        args: params.module_args(),
+                    }
+                }
+            },
+        }
+    };
+    let panic_now = inputs.kernel_panic.as_deref().and_then(sysctl::parse_int);
+    let set_panic =
+        (params.enabled && params.gracetime > 0 && panic_now == Some(0)).then_some(PANIC_REBOOT_S);
+    let start_guard = params.enabled;
+    Plan {
+        params,
+        diagnostics,
+        module,
+        set_panic,
+        start_guard,
+    }
+}
+
+/// Reads the inputs under the root.
+pub fn gather(root: &Root) -> Inputs {
+    let release = modload::kernel_release(root);
+    let modules_dep = match &release {
+        Some(rel) => {
+            let p = root.join(format!("lib/modules/{rel}/modules.dep"));
+            std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+        }
+        None => Err("kernel release unknown".into()),
+    };
+    Inputs {
+        cmdline: std::fs::read_to_string(root.join(paths::CMDLINE)).unwrap_or_default(),
+        module_loaded: modload::is_loaded(root),
+        modules_dep,
+        kernel_panic: sysctl::read(root, "kernel.panic").ok(),
+        release,
+    }
+}
+
+impl Plan {
+    /// Human-readable plan (`init --plan`, golden tests).
+    pub fn render(&self, root: &Root) -> String {
+        let mut s = String::new();
+        for d in &self.diagnostics {
+            let _ = writeln!(s, "diagnostic: {d}");
+        }
+        let _ = write!(
+            s,
+            "{}",
+            self.params
+                .to_file()
+                .lines()
+                .map(|l| format!("param: {l}\n"))
+                .collect::<String>()
+        );
+        let rel = |p: &PathBuf| format!("/{}", p.strip_prefix(root.dir()).unwrap_or(p).display());
+        let _ = match &self.module {
+            ModulePlan::Off => writeln!(s, "module: off"),
+            ModulePlan::AlreadyLoaded => writeln!(s, "module: already loaded, write sysctls"),
+            ModulePlan::Load {
+                path,
+                compression,
+                args,
+            } => {
+                writeln!(
+                    s,
+                    "module: load {} ({compression:?}) with \"{args}\"",
+                    rel(path)
+                )
+            }
+            ModulePlan::Unavailable(why) => writeln!(
+                s,
+                "module: unavailable: {}",
+                why.replace(&root.dir().display().to_string(), "")
+            ),
+        };
+        if let Some(p) = self.set_panic {
+            let _ = writeln!(s, "kernel.panic: set to {p}");
+        }
+        let _ = writeln!(
+            s,
+            "guard: {}",
+            if self.start_guard { "start" } else { "no" }
+        );
+        s
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Kernel,
+    Fallback,
+    Off,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Kernel => "kernel",
+            Mode::Fallback => "fallback",
+            Mode::Off => "off",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s.trim() {
+            "kernel" => Some(Mode::Kernel),
+            "fallback" => Some(Mode::Fallback),
+            "off" => Some(Mode::Off),
+            _ => None,
+        }
+    }
+}
+
+/// Writes a small run-time file atomically (temp file + rename).
+pub fn write_atomic(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, content)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Carries out the plan. Every failure is logged, none is returned: boot goes on.
+pub fn execute(root: &Root, plan: &Plan, log: &Log, spawn_guard: bool) -> Mode {
+    for d in &plan.diagnostics {
+        log.warn(&d.to_string());
+    }
+    let p = &plan.params;
+    let mode = match &plan.module {
+        ModulePlan::Off => {
+            if modload::is_loaded(root) {
+                for (k, v) in [("bufsize", "0"), ("gracetime", "0"), ("crashflag", "0")] {
+                    if let Err(e) = sysctl::write(root, &format!("vm.oom_ext.{k}"), v) {
+                        log.warn(&format!("oom_ext=0 but the module is loaded; cannot set vm.oom_ext.{k}={v}: {e}"));
+                    }
+                }
+            }
+            log.notice("oom_ext=0 on the kernel command line: oom-ext is off");
+            Mode::Off
+        }
+        ModulePlan::AlreadyLoaded => {
+            log.info("module oom_ext already loaded; applying parameters through sysctls");
+            Mode::Kernel
+        }
+        ModulePlan::Load {
+            path,
+            compression,
+            args,
+        } => match modload::load(path, *compression, args) {
+            LoadResult::Loaded => {
+                log.info(&format!("loaded {} with {args}", path.display()));
+                Mode::Kernel
+            }
+            LoadResult::AlreadyLoaded => Mode::Kernel,
+            LoadResult::Failed(why) => {
+                log.warn(&format!(
+                    "cannot load module {}: {why}; using the userspace fallback guard",
+                    path.display()
+                ));
+                Mode::Fallback
+            }
+        },
+        ModulePlan::Unavailable(why) => {
+            log.warn(&format!(
+                "module oom_ext unavailable: {why}; using the userspace fallback guard"
+            ));
+            Mode::Fallback
+        }
+    };
+    if mode == Mode::Kernel {
+        for k in Params::MODULE_KEYS {
+            let v = p.get(k).unwrap_or_default();
+            if let Err(e) = sysctl::write(root, &format!("vm.oom_ext.{k}"), &v) {
+                log.warn(&format!("cannot write vm.oom_ext.{k}={v}: {e}"));
+            }
+        }
+    }
+    if let Some(v) = plan.set_panic {
+        match sysctl::write(root, "kernel.panic", &v.to_string()) {
+            Ok(()) => log.notice(&format!(
+                "oom_ext.gracetime={} needs a reboot after panic: set kernel.panic={v} (was 0)",
+                p.gracetime
+            )),
+            Err(e) => log.warn(&format!(
+                "oom_ext.gracetime={} but kernel.panic=0 and it cannot be set ({e}): a gracetime panic will halt, not reboot",
+                p.gracetime
+            )),
+        }
+    }
+    let run = root.join(paths::RUN_DIR);
+    let written = std::fs::create_dir_all(&run)
+        .and_then(|_| write_atomic(&root.join(paths::PARAMS), &p.to_file()))
+        .and_then(|_| write_atomic(&root.join(paths::MODE), &format!("{}\n", mode.as_str())));
+    if let Err(e) = written {
+        log.warn(&format!(
+            "cannot write {}: {e}; the guard will read the command line itself",
+            run.display()
+        ));
+    }
+    let mut summary = format!(
+        "mode={} bufsize={} gracetime={} resettime={} crashflag={} crashflag_name={} psi={}",
+        mode.as_str(),
+        p.bufsize,
+        p.gracetime,
+        p.resettime,
+        u8::from(p.crashflag),
+        p.crashflag_name,
+        u8::from(p.psi)
+    );
+    if plan.start_guard && spawn_guard {
+        match spawn(root) {
+            Ok(pid) => {
+                let _ = write!(summary, ", guard started (pid {pid})");
+            }
+            Err(e) => {
+                let _ = write!(summary, ", guard NOT started: {e}");
+            }
+        }
+    }
+    log.info(&summary);
+    mode
+}
+
+/// Starts `oom-ext guard` detached: its own session, stdio on /dev/null,
+/// argv[0] `@oom-ext-guard` so a systemd initrd spares it at switch-root.
+pub fn spawn(root: &Root) -> std::io::Result<u32> {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let mut cmd = Command::new(exe);
+    cmd.arg0("@oom-ext-guard");
+    if !root.is_system() {
+        cmd.arg("--root").arg(root.dir());
+    }
+    cmd.arg("guard")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(drop)
+                .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
+        });
+    }
+    let child = cmd.spawn()?;
+    Ok(child.id())
+}
+
+/// `oom-ext init`.
+pub fn run(root: &Root, log: &Log, plan_only: bool, spawn_guard: bool) -> String {
+    let inputs = gather(root);
+    let plan = plan(root, &inputs);
+    if plan_only {
+        return plan.render(root);
+    }
+    execute(root, &plan, log, spawn_guard);
+    String::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(cmdline: &str) -> Inputs {
+        Inputs {
+            cmdline: cmdline.into(),
+            release: Some("6.1.0-56-amd64".into()),
+            module_loaded: false,
+            modules_dep: Ok("updates/dkms/oom_ext.ko: \n".into()),
+            kernel_panic: Some("0\n".into()),
+        }
+    }
+
+    #[test]
+    fn plans_a_load_with_the_command_line_parameters() {
+        let root = Root::new("/r");
+        let p = plan(&root, &inputs("oom_ext.bufsize=64 oom_ext.gracetime=30"));
+        assert_eq!(
+            p.module,
+            ModulePlan::Load {
+                path: "/r/lib/modules/6.1.0-56-amd64/updates/dkms/oom_ext.ko".into(),
+                compression: Compression::None,
+                args: "bufsize=64 gracetime=30 resettime=300 crashflag=1 crashflag_name=/oomflag"
+                    .into()
+            }
+        );
+        assert_eq!(p.set_panic, Some(10));
+        assert!(p.start_guard);
+    }
+
+    #[test]
+    fn panic_is_left_alone_unless_it_would_halt() {
+        let root = Root::new("/r");
+        let mut i = inputs("oom_ext.gracetime=30");
+        i.kernel_panic = Some("-1".into());
+        assert_eq!(plan(&root, &i).set_panic, None);
+        i.kernel_panic = Some("garbage".into());
+        assert_eq!(plan(&root, &i).set_panic, None);
+        assert_eq!(plan(&root, &inputs("")).set_panic, None);
+    }
+
+    #[test]
+    fn off_and_unavailable() {
+        let root = Root::new("/r");
+        let p = plan(&root, &inputs("oom_ext=off oom_ext.gracetime=30"));
+        assert_eq!(
+            (p.module, p.set_panic, p.start_guard),
+            (ModulePlan::Off, None, false)
+        );
+        let mut i = inputs("");
+        i.modules_dep = Ok("kernel/a.ko:\n".into());
+        assert!(matches!(plan(&root, &i).module, ModulePlan::Unavailable(_)));
+        i.release = None;
+        assert!(matches!(plan(&root, &i).module, ModulePlan::Unavailable(_)));
+        i.module_loaded = true;
+        assert_eq!(plan(&root, &i).module, ModulePlan::AlreadyLoaded);
+    }
+}

@@ -1,0 +1,16 @@
+//! oom-ext: the userspace half of oom_ext. See docs/ARCHITECTURE.md.
+
+pub mod cmdline;
+pub mod flag;
+pub mod guard;
+pub mod init;
+pub mod json;
+pub mod log;
+pub mod modload;
+pub mod params;
+pub mod paths;
+pub mod report;
+pub mod root;
+pub mod status;
+pub mod statuscmd;
+pub mod sysctl;

@@ -1,0 +1,200 @@
+//! Logging: `/dev/kmsg` as `<prio>oom-ext[pid]: msg` in the initramfs, the
+//! local syslog socket `/dev/log` (RFC 3164, no NSS, no network) once it
+//! exists, stderr as the last resort.
+
+use crate::root::Root;
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Err = 3,
+    Warning = 4,
+    Notice = 5,
+    Info = 6,
+}
+
+/// syslog facility LOG_DAEMON.
+const FACILITY: u8 = 3 << 3;
+
+/// Where messages go, in order of preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    /// `/dev/kmsg`, then stderr. For the initramfs.
+    Kmsg,
+    /// `/dev/log`, then `/dev/kmsg`, then stderr.
+    Syslog,
+}
+
+#[derive(Debug, Clone)]
+pub struct Log {
+    root: Root,
+    pub sink: Sink,
+    /// Also echo to stderr (interactive commands).
+    pub echo: bool,
+}
+
+/// `<prio>oom-ext[pid]: msg` (one line, control characters replaced).
+pub fn kmsg_line(level: Level, pid: u32, msg: &str) -> String {
+    let clean: String = msg
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!("<{}>oom-ext[{pid}]: {clean}\n", FACILITY + level as u8)
+}
+
+/// RFC 3164 timestamp `Mmm dd hh:mm:ss` in UTC (no time zone database in an
+/// initramfs).
+pub fn rfc3164_time(unix: u64) -> String {
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (_, m, d) = civil_from_days((unix / 86400) as i64);
+    let s = unix % 86400;
+    format!(
+        "{} {:2} {:02}:{:02}:{:02}",
+        MON[(m - 1) as usize],
+        d,
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z.rem_euclid(146097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn iso8601(unix: u64) -> String {
+    let (y, m, d) = civil_from_days((unix / 86400) as i64);
+    let s = unix % 86400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Log {
+    pub fn new(root: Root, sink: Sink) -> Self {
+        Log {
+            root,
+            sink,
+            echo: false,
+        }
+    }
+
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
+    pub fn set_root(&mut self, root: Root) {
+        self.root = root;
+    }
+
+    pub fn log(&self, level: Level, msg: &str) {
+        let pid = std::process::id();
+        if self.echo {
+            eprintln!("oom-ext: {msg}");
+        }
+        if self.sink == Sink::Syslog && self.syslog(level, pid, msg).is_ok() {
+            return;
+        }
+        if self.kmsg(level, pid, msg).is_ok() {
+            return;
+        }
+        if !self.echo {
+            eprintln!("oom-ext: {msg}");
+        }
+    }
+
+    fn kmsg(&self, level: Level, pid: u32, msg: &str) -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.root.join("dev/kmsg"))?;
+        // One write() is one record for /dev/kmsg.
+        f.write_all(kmsg_line(level, pid, msg).as_bytes())
+    }
+
+    fn syslog(&self, level: Level, pid: u32, msg: &str) -> std::io::Result<()> {
+        let sock = UnixDatagram::unbound()?;
+        let clean: String = msg
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let line = format!(
+            "<{}>{} oom-ext[{pid}]: {clean}",
+            FACILITY + level as u8,
+            rfc3164_time(unix_now())
+        );
+        sock.send_to(line.as_bytes(), self.root.join("dev/log"))?;
+        Ok(())
+    }
+
+    pub fn err(&self, msg: &str) {
+        self.log(Level::Err, msg)
+    }
+    pub fn warn(&self, msg: &str) {
+        self.log(Level::Warning, msg)
+    }
+    pub fn notice(&self, msg: &str) {
+        self.log(Level::Notice, msg)
+    }
+    pub fn info(&self, msg: &str) {
+        self.log(Level::Info, msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kmsg_lines_are_one_record_with_daemon_priority() {
+        assert_eq!(
+            kmsg_line(Level::Warning, 42, "a\nb"),
+            "<28>oom-ext[42]: a b\n"
+        );
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1700000000), "2023-11-14T22:13:20Z");
+        assert_eq!(iso8601(951782400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3164_time(1700000000), "Nov 14 22:13:20");
+        assert_eq!(rfc3164_time(1699000000), "Nov  3 08:26:40");
+    }
+
+    #[test]
+    fn kmsg_goes_under_the_root() {
+        let dir = std::env::temp_dir().join(format!("oom-ext-log-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("dev")).unwrap();
+        std::fs::write(dir.join("dev/kmsg"), "").unwrap();
+        Log::new(Root::new(&dir), Sink::Syslog).warn("hello");
+        let got = std::fs::read_to_string(dir.join("dev/kmsg")).unwrap();
+        assert!(
+            got.starts_with("<28>oom-ext[") && got.ends_with("]: hello\n"),
+            "{got}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

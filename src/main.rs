@@ -1,0 +1,160 @@
+//! oom-ext: argument parsing and dispatch only; the work is in the library.
+
+use argh::FromArgs;
+use oom_ext::log::{Log, Sink};
+use oom_ext::root::Root;
+use oom_ext::{guard, init, report, statuscmd};
+
+/// oom_ext userspace: initramfs init, OOM guard, next-boot report, status.
+#[derive(FromArgs)]
+struct Cli {
+    /// resolve every system path under DIR instead of / (tests, inspection)
+    #[argh(option, default = "String::from(\"/\")")]
+    root: String,
+    #[argh(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Cmd {
+    Init(InitCmd),
+    Guard(GuardCmd),
+    Report(ReportCmd),
+    Status(StatusCmd),
+}
+
+/// Apply oom_ext.* from the kernel command line, load the module (or choose
+/// the fallback), start the guard. Never fails boot: always exits 0.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "init")]
+struct InitCmd {
+    /// print what would be done and do nothing
+    #[argh(switch)]
+    plan: bool,
+    /// do not start the guard (when a unit of its own starts it)
+    #[argh(switch)]
+    no_guard: bool,
+}
+
+/// Run the guard: sleeps on the module's status, PSI triggers and signals;
+/// holds the fallback buffer when there is no module.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "guard")]
+struct GuardCmd {
+    /// re-executed after switch-root (internal)
+    #[argh(switch)]
+    resume: bool,
+    /// for the real-root unit: take over a running guard (write its pid to
+    /// the pidfile and exit 0), else daemonize and run
+    #[argh(switch)]
+    adopt: bool,
+}
+
+/// Report a crash flag left by an OOM hang of the previous boot. Exit 0: no
+/// flag; 3: a flag was found and reported; 1: error; 2: usage.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "report")]
+struct ReportCmd {
+    /// print JSON instead of text
+    #[argh(switch)]
+    json: bool,
+    /// leave the flag in place
+    #[argh(switch)]
+    keep: bool,
+    /// look at this flag path only (absolute, under --root)
+    #[argh(option)]
+    flag: Option<String>,
+}
+
+/// Show mode, buffer, sysctls, counters, guard and last report.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "status")]
+struct StatusCmd {
+    /// print JSON instead of text
+    #[argh(switch)]
+    json: bool,
+    /// write node_exporter metrics to DIR/oom_ext.prom (atomically)
+    #[argh(option)]
+    textfile: Option<String>,
+}
+
+fn parse_args() -> Cli {
+    let args: Vec<String> = std::env::args().collect();
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    // argv[0] may be "@oom-ext-guard": show the program's real name.
+    match Cli::from_args(&["oom-ext"], strs.get(1..).unwrap_or(&[])) {
+        Ok(cli) => cli,
+        Err(early) => match early.status {
+            Ok(()) => {
+                println!("{}", early.output);
+                std::process::exit(0);
+            }
+            Err(()) => {
+                eprintln!("{}", early.output);
+                std::process::exit(2);
+            }
+        },
+    }
+}
+
+fn main() {
+    let cli = parse_args();
+    let root = Root::new(&cli.root);
+    let code = match cli.cmd {
+        Cmd::Init(c) => {
+            let log = Log::new(root.clone(), Sink::Kmsg);
+            let out = init::run(&root, &log, c.plan, !c.no_guard);
+            print!("{out}");
+            0
+        }
+        Cmd::Guard(c) => {
+            let mut log = Log::new(root.clone(), Sink::Syslog);
+            guard::run(
+                &root,
+                &mut log,
+                guard::Options {
+                    resume: c.resume,
+                    adopt: c.adopt,
+                },
+            )
+        }
+        Cmd::Report(c) => {
+            let log = Log::new(root.clone(), Sink::Syslog);
+            if let Some(f) = &c.flag {
+                if !f.starts_with('/') {
+                    eprintln!("oom-ext report: --flag needs an absolute path, got {f:?}");
+                    std::process::exit(2);
+                }
+            }
+            let opts = report::Options {
+                json: c.json,
+                keep: c.keep,
+                flag: c.flag,
+                hook_timeout: None,
+            };
+            let (code, out) = report::run(&root, &log, &opts);
+            print!("{out}");
+            code
+        }
+        Cmd::Status(c) => {
+            let st = statuscmd::gather(&root);
+            if c.json {
+                println!("{}", st.json());
+            } else {
+                print!("{}", st.human());
+            }
+            match c.textfile {
+                Some(dir) => match statuscmd::write_textfile(std::path::Path::new(&dir), &st) {
+                    Ok(_) => 0,
+                    Err(e) => {
+                        eprintln!("oom-ext status: cannot write {dir}/oom_ext.prom: {e}");
+                        1
+                    }
+                },
+                None => 0,
+            }
+        }
+    };
+    std::process::exit(code);
+}

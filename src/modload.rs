@@ -1,0 +1,186 @@
+//! Finding and loading `oom_ext.ko` (plain, `.ko.xz`, `.ko.zst`) with
+//! `finit_module`. Pure lookup in `modules.dep`, thin I/O around it.
+
+use crate::root::Root;
+use nix::errno::Errno;
+use nix::kmod::{finit_module, ModuleInitFlags};
+use std::ffi::CString;
+use std::path::PathBuf;
+
+pub const MODULE: &str = "oom_ext";
+/// `MODULE_INIT_COMPRESSED_FILE` (Linux 6.1+ uapi/linux/module.h): the
+/// kernel decompresses the file itself when built with
+/// CONFIG_MODULE_DECOMPRESS (Debian's 6.12 is, its 6.1 is not but ships
+/// uncompressed modules).
+const MODULE_INIT_COMPRESSED_FILE: u32 = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Xz,
+    Zstd,
+    Gzip,
+}
+
+impl Compression {
+    pub fn of(path: &str) -> Compression {
+        if path.ends_with(".ko.xz") {
+            Compression::Xz
+        } else if path.ends_with(".ko.zst") {
+            Compression::Zstd
+        } else if path.ends_with(".ko.gz") {
+            Compression::Gzip
+        } else {
+            Compression::None
+        }
+    }
+}
+
+/// The module's entry in `modules.dep`: path (relative to the modules
+/// directory or absolute) and its dependencies.
+pub fn find_in_modules_dep(text: &str, name: &str) -> Option<(String, Vec<String>)> {
+    for line in text.lines() {
+        let Some((path, deps)) = line.split_once(':') else {
+            continue;
+        };
+        let base = path.rsplit('/').next().unwrap_or(path);
+        let stem = base.split(".ko").next().unwrap_or(base);
+        if base.contains(".ko") && stem.replace('-', "_") == name {
+            return Some((
+                path.trim().to_string(),
+                deps.split_whitespace().map(str::to_string).collect(),
+            ));
+        }
+    }
+    None
+}
+
+/// The running kernel's release, read under the root so tests can fake it.
+pub fn kernel_release(root: &Root) -> Option<String> {
+    let s = std::fs::read_to_string(root.join("proc/sys/kernel/osrelease")).ok()?;
+    let s = s.trim();
+    (!s.is_empty() && !s.contains('/') && s != "." && s != "..").then(|| s.to_string())
+}
+
+pub fn is_loaded(root: &Root) -> bool {
+    root.join("sys/module").join(MODULE).exists()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Located {
+    Found {
+        path: PathBuf,
+        compression: Compression,
+    },
+    NotFound(String),
+}
+
+/// Finds the module file for `release` via `lib/modules/<release>/modules.dep`.
+pub fn locate(root: &Root, release: &str) -> Located {
+    let moddir = root.join(format!("lib/modules/{release}"));
+    let dep = moddir.join("modules.dep");
+    let text = match std::fs::read_to_string(&dep) {
+        Ok(t) => t,
+        Err(e) => return Located::NotFound(format!("cannot read {}: {e}", dep.display())),
+    };
+    match find_in_modules_dep(&text, MODULE) {
+        Some((p, _)) => {
+            let path = if p.starts_with('/') {
+                root.join(&p)
+            } else {
+                moddir.join(&p)
+            };
+            Located::Found {
+                compression: Compression::of(&p),
+                path,
+            }
+        }
+        None => Located::NotFound(format!(
+            "{MODULE} is not in {} (not installed for kernel {release}?)",
+            dep.display()
+        )),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadResult {
+    Loaded,
+    AlreadyLoaded,
+    Failed(String),
+}
+
+/// What an errno from `finit_module` means for the person reading the log.
+pub fn explain(e: Errno, compression: Compression) -> String {
+    match e {
+        Errno::EPERM => "not permitted (kernel lockdown, modules disabled, or no CAP_SYS_MODULE)".into(),
+        Errno::EKEYREJECTED => "signature rejected (Secure Boot: sign the module with an enrolled MOK)".into(),
+        Errno::ENOKEY => "module is not signed with a key the kernel trusts (Secure Boot)".into(),
+        Errno::ENOEXEC => "not a valid module for this kernel (built for another kernel?)".into(),
+        Errno::ENOENT => "module file vanished".into(),
+        Errno::EOPNOTSUPP if compression != Compression::None => {
+            "this kernel cannot decompress modules (no CONFIG_MODULE_DECOMPRESS): install it uncompressed".into()
+        }
+        Errno::EINVAL if compression != Compression::None => {
+            "kernel refused the compressed module (too old for MODULE_INIT_COMPRESSED_FILE or a different compression)"
+                .into()
+        }
+        Errno::EBADMSG => "compressed module is damaged".into(),
+        e => format!("finit_module failed: {}", e.desc()),
+    }
+}
+
+/// Loads the module file with the given parameters.
+pub fn load(path: &std::path::Path, compression: Compression, args: &str) -> LoadResult {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => return LoadResult::Failed(format!("cannot open {}: {e}", path.display())),
+    };
+    let Ok(args) = CString::new(args) else {
+        return LoadResult::Failed("parameters contain NUL".into());
+    };
+    let flags = if compression == Compression::None {
+        ModuleInitFlags::empty()
+    } else {
+        ModuleInitFlags::from_bits_retain(MODULE_INIT_COMPRESSED_FILE)
+    };
+    match finit_module(&file, &args, flags) {
+        Ok(()) => LoadResult::Loaded,
+        Err(Errno::EEXIST) => LoadResult::AlreadyLoaded,
+        Err(e) => LoadResult::Failed(explain(e, compression)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_plain_and_compressed_entries() {
+        let dep = "kernel/fs/ext4/ext4.ko: kernel/fs/mbcache.ko\nupdates/dkms/oom_ext.ko.xz:\nkernel/x/oom_extra.ko:\n";
+        assert_eq!(
+            find_in_modules_dep(dep, "oom_ext"),
+            Some(("updates/dkms/oom_ext.ko.xz".into(), vec![]))
+        );
+        assert_eq!(
+            find_in_modules_dep("extra/oom-ext.ko.zst: a.ko b.ko", "oom_ext"),
+            Some((
+                "extra/oom-ext.ko.zst".into(),
+                vec!["a.ko".into(), "b.ko".into()]
+            ))
+        );
+        assert_eq!(
+            find_in_modules_dep("kernel/oom_extension.ko:\n\0garbage\n:::\n", "oom_ext"),
+            None
+        );
+        assert_eq!(find_in_modules_dep("", "oom_ext"), None);
+        assert_eq!(Compression::of("a/oom_ext.ko.zst"), Compression::Zstd);
+        assert_eq!(Compression::of("a/oom_ext.ko"), Compression::None);
+    }
+
+    #[test]
+    fn errors_are_explained() {
+        assert!(explain(Errno::EKEYREJECTED, Compression::None).contains("Secure Boot"));
+        assert!(explain(Errno::EOPNOTSUPP, Compression::Xz).contains("CONFIG_MODULE_DECOMPRESS"));
+        assert!(explain(Errno::EPERM, Compression::None).contains("lockdown"));
+    }
+}

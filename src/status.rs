@@ -1,0 +1,75 @@
+//! Parser for the module's `/sys/kernel/oom_ext/status` (stable `key=value`
+//! lines; unknown keys are ignored, missing ones stay `None`).
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModuleStatus {
+    pub state: Option<String>,
+    pub reserved_bytes: Option<u64>,
+    pub target_bytes: Option<u64>,
+    pub oom_events: Option<u64>,
+    pub oom_calls: Option<u64>,
+    pub releases: Option<u64>,
+    pub rearms: Option<u64>,
+    pub state_ms: Option<u64>,
+    pub last_source: Option<String>,
+    pub flag: Option<String>,
+}
+
+/// A word value: short, plain ASCII; anything else is dropped.
+fn word(v: &str) -> Option<String> {
+    (!v.is_empty()
+        && v.len() <= 32
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+    .then(|| v.to_string())
+}
+
+pub fn parse(text: &str) -> ModuleStatus {
+    let mut s = ModuleStatus::default();
+    for line in text.lines() {
+        // Comments are allowed after the value (as in the contract's example).
+        let line = line.split('#').next().unwrap_or("").trim();
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        let n = || v.parse::<u64>().ok();
+        match k {
+            "state" => s.state = word(v),
+            "reserved_bytes" => s.reserved_bytes = n(),
+            "target_bytes" => s.target_bytes = n(),
+            "oom_events" => s.oom_events = n(),
+            "oom_calls" => s.oom_calls = n(),
+            "releases" => s.releases = n(),
+            "rearms" => s.rearms = n(),
+            "state_ms" => s.state_ms = n(),
+            "last_source" => s.last_source = word(v),
+            "flag" => s.flag = word(v),
+            _ => {}
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_contract_example() {
+        let s = parse("state=armed            # armed | oom\nreserved_bytes=33554432\ntarget_bytes=33554432\noom_events=0\noom_calls=0\nreleases=0\nrearms=0\nstate_ms=1234\nlast_source=none\nflag=absent\nnew_key=7\n");
+        assert_eq!(s.state.as_deref(), Some("armed"));
+        assert_eq!(s.reserved_bytes, Some(33554432));
+        assert_eq!(s.state_ms, Some(1234));
+        assert_eq!(s.flag.as_deref(), Some("absent"));
+    }
+
+    #[test]
+    fn hostile_status_text() {
+        assert_eq!(parse(""), ModuleStatus::default());
+        let s = parse("state=\u{1b}[31mevil\nreserved_bytes=-1\noom_events=18446744073709551616\n\0\0=\nstate=oom");
+        assert_eq!(s.state.as_deref(), Some("oom"));
+        assert_eq!(s.reserved_bytes, None);
+        assert_eq!(s.oom_events, None);
+    }
+}

@@ -1,0 +1,51 @@
+#!/bin/bash
+# symlink: another user pre-creates the crash-flag path as a symlink, once
+# dangling (would create a file elsewhere) and once to an existing root-owned
+# file (would overwrite it). Entering the OOM state must follow neither.
+# shellcheck source=tests/vm/guest/lib.sh
+. /opt/oomtest/lib.sh
+evil=4242
+echo precious > /etc/oomtarget
+before=$(sha256sum < /etc/oomtarget)
+
+# Round 1: the path from the command line, a dangling symlink.
+flag1=$(cat /proc/sys/vm/oom_ext/crashflag_name)
+setpriv --reuid=$evil --regid=$evil --clear-groups ln -s /etc/oom-ext-pwned "$flag1"
+# Round 2 (after the first OOM state ended): a symlink to an existing file.
+flag2=/var/tmp/oomflag2
+setpriv --reuid=$evil --regid=$evil --clear-groups ln -s /etc/oomtarget "$flag2"
+
+enter_oom() {
+	if echo 1 > /sys/kernel/oom_ext/trigger; then
+		result "trigger.$1" ok
+	else
+		result "trigger.$1" "failed, using a memory storm"
+		# shellcheck disable=SC2086
+		load "hog$1" $HOG_ARGS --timeout 15s
+		wait_until 120 unit_done "hog$1"
+	fi
+}
+
+enter_oom 1
+sleep 2
+report_status status_during
+wait_until 60 state_is_not oom || result round1_stuck_in_oom 1
+echo "$flag2" > /proc/sys/vm/oom_ext/crashflag_name
+enter_oom 2
+sleep 2
+report_status status_during2
+wait_until 60 state_is_not oom || result round2_stuck_in_oom 1
+
+if [ "$(sha256sum < /etc/oomtarget)" = "$before" ]; then
+	result target_unchanged 1
+else
+	result target_unchanged 0
+fi
+if [ -L "$flag1" ] && [ "$(readlink "$flag1")" = /etc/oom-ext-pwned ] && [ "$(stat -c %u "$flag1")" = $evil ] &&
+	[ -L "$flag2" ] && [ "$(readlink "$flag2")" = /etc/oomtarget ]; then
+	result link_unchanged 1
+else
+	result link_unchanged 0
+fi
+if [ -e /etc/oom-ext-pwned ]; then result created_elsewhere 1; else result created_elsewhere 0; fi
+result refusal_log "$(journalctl -b -o cat --no-pager | grep -iE 'oom.ext.*(symlink|ELOOP|refus|not follow)' | head -n 2 | tr '\n' '|')"
