@@ -272,6 +272,30 @@ fn kernel_mode_reads_the_module_status_and_sighup_reloads() {
             && json.contains("\"guard_running\":true"),
         "{json}"
     );
+    let prom_dir = root.join("textfile");
+    std::fs::create_dir_all(&prom_dir).unwrap();
+    let st = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
+        .arg("--root")
+        .arg(&root)
+        .args(["status", "--textfile"])
+        .arg(&prom_dir)
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let prom = std::fs::read_to_string(prom_dir.join("oom_ext.prom")).unwrap();
+    for want in [
+        "oom_ext_mode{mode=\"kernel\"} 1",
+        "oom_ext_buffer_bytes 33554432",
+        "oom_ext_guard_up 1",
+        "oom_ext_in_oom 0",
+    ] {
+        assert!(prom.contains(want), "{want} missing in:\n{prom}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&prom_dir).unwrap().count(),
+        1,
+        "temp file left behind"
+    );
     assert!(stop(child).success());
     std::fs::remove_dir_all(root).unwrap();
 }

@@ -141,16 +141,17 @@ fn write_pid(root: &Root, lock: &mut std::fs::File, pid: u32) -> std::io::Result
 
 /// Locks memory and shields the guard from the OOM killer.
 fn harden(root: &Root, log: &Log) {
+    // MCL_CURRENT without MCL_ONFAULT on purpose: the binary is static, so
+    // "current" is our own code and data (about 1.3 MiB), and all of it,
+    // including the OOM paths never run before the first OOM, must be in RAM
+    // when the machine thrashes; with MCL_ONFAULT those pages would be read
+    // from disk exactly then. The heap and stack stay small.
     // SAFETY: mlockall only changes this process's paging; no memory is touched.
-    let r = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) };
-    if r != 0 {
-        // SAFETY: as above; older kernels lack MCL_ONFAULT.
-        if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
-            log.warn(&format!(
-                "mlockall failed: {}; the guard may be paged out",
-                std::io::Error::last_os_error()
-            ));
-        }
+    if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
+        log.warn(&format!(
+            "mlockall failed: {}; the guard may be paged out",
+            std::io::Error::last_os_error()
+        ));
     }
     if let Err(e) = std::fs::write(root.join("proc/self/oom_score_adj"), "-1000\n") {
         log.warn(&format!("cannot set oom_score_adj=-1000: {e}"));
@@ -165,7 +166,11 @@ fn realtime(root: &Root) {
     if !root.is_system() {
         return; // tests against a fake root keep the normal scheduler
     }
-    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_RTTIME, 2_000_000, 3_000_000);
+    let _ = nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_RTTIME,
+        2_000_000,
+        3_000_000,
+    );
     let param = libc::sched_param { sched_priority: 1 };
     // SAFETY: plain syscall on our own pid with a valid sched_param.
     if unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) } != 0 {
@@ -312,6 +317,7 @@ struct Guard {
     /// After mount activity without a visible switch yet (PID 1 chroots a
     /// moment after the last mount event), a few re-checks: (when, attempt).
     mount_recheck: Option<(u64, u32)>,
+    trigger_failed: bool,
 }
 
 /// Re-checks after mount activity: 200 ms, then doubling, 5 in all.
@@ -377,6 +383,7 @@ impl Guard {
             flag_ours: false,
             pending_flag: Vec::new(),
             mount_recheck: None,
+            trigger_failed: false,
             root,
         };
         if mode == Mode::Kernel {
@@ -781,11 +788,16 @@ impl Guard {
                         }
                     }
                 }
-                Action::Trigger => {
-                    if let Err(e) = std::fs::write(self.root.join(paths::MODULE_TRIGGER), "1") {
+                Action::Trigger => match std::fs::write(self.root.join(paths::MODULE_TRIGGER), "1")
+                {
+                    Ok(()) => self.trigger_failed = false,
+                    // Once per failure streak: a stall writes once a second.
+                    Err(e) if !self.trigger_failed => {
+                        self.trigger_failed = true;
                         log.warn(&format!("cannot write /{}: {e}", paths::MODULE_TRIGGER));
                     }
-                }
+                    Err(_) => {}
+                },
                 Action::SysrqKill => {
                     if let Err(e) = std::fs::write(self.root.join(paths::SYSRQ), "f") {
                         log.warn(&format!("cannot write f to /{}: {e}", paths::SYSRQ));

@@ -6,9 +6,10 @@ mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; m
 say() { echo "SMOKE $*"; }
 rel=$(uname -r)
 mkdir -p /lib/modules/$rel
-if [ -e /oom_ext.ko ]; then
-	mkdir -p /lib/modules/$rel/extra; mv /oom_ext.ko /lib/modules/$rel/extra/
-	echo "extra/oom_ext.ko:" > /lib/modules/$rel/modules.dep
+ko=$(ls /oom_ext.ko* 2>/dev/null | head -1)
+if [ -n "$ko" ]; then
+	mkdir -p /lib/modules/$rel/extra; mv $ko /lib/modules/$rel/extra/
+	echo "extra/${ko#/}:" > /lib/modules/$rel/modules.dep
 else
 	: > /lib/modules/$rel/modules.dep
 fi
