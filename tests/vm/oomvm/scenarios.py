@@ -25,7 +25,7 @@ class Scenario:
     needs: tuple = PROJECT + ("dracut",)
     script: str = ""                  # guest script, default: the name
     reboots: int = 0                  # reboots the guest must do by itself
-    timeout_s: int = 420
+    timeout_s: int = 600
 
     @property
     def guest_script(self):
@@ -216,15 +216,15 @@ SCENARIOS = [
     Scenario("badparams-path", "issue 2.2: an over-long crash-flag path is refused",
              check_badparams_path, f"oom_ext.crashflag_name={LONG_PATH}", script="badparams"),
     Scenario("storm", "issue 2.3: OOM storm releases, flags, recovers and re-arms",
-             check_storm, "oom_ext.resettime=20", timeout_s=480),
+             check_storm, "oom_ext.resettime=20", timeout_s=720),
     Scenario("gracetime", "issue 2.4: persistent OOM with gracetime reboots; next boot reports",
-             check_gracetime, "oom_ext.gracetime=20", reboots=1, timeout_s=600),
+             check_gracetime, "oom_ext.gracetime=20", reboots=1, timeout_s=900),
     Scenario("fallback", "issue 2.5: module refused -> userspace fallback, boot completes",
              check_fallback, "module_blacklist=oom_ext oom_ext.bufsize=40", needs=PROJECT),
     Scenario("symlink", "issue 2.6: a symlinked crash-flag path is not followed",
              check_symlink, "oom_ext.crashflag_name=/tmp/oomflag"),
     Scenario("cycles", "issue 2.7: load/unload cycles and bad sysctl writes",
-             check_cycles, "", timeout_s=480),
+             check_cycles, "", timeout_s=720),
     Scenario("initrd-dracut-shell", "issue 5: dracut shell initrd, params + guard survives",
              check_initrd, BOOT_PARAMS, initrd="dracut-shell", script="initrd"),
     Scenario("initrd-initramfs-tools", "issue 5: initramfs-tools, params + guard survives",
