@@ -10,7 +10,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source-path=SCRIPTDIR/tests
+# shellcheck source-path=SCRIPTDIR
 . "$here/tests/debian-kernels.sh"
 
 out=${1:-$here/out}

@@ -154,8 +154,11 @@ static void chunks_free(struct list_head *list)
 	struct page *page, *next;
 
 	list_for_each_entry_safe(page, next, list, lru) {
+		unsigned int order = page_private(page);
+
 		list_del(&page->lru);
-		__free_pages(page, page_private(page));
+		set_page_private(page, 0);
+		__free_pages(page, order);
 	}
 }
 
@@ -428,14 +431,12 @@ static void rearm_work_fn(struct work_struct *work)
 	spin_unlock_irqrestore(&st.lock, flags);
 	chunks_free(&list);	/* OOM again or exiting: give it back */
 
-	if (done && target) {
+	if (done && target)
 		pr_info("re-armed: %lu KiB of %lu KiB in %llu us\n",
 			got << (PAGE_SHIFT - 10), target << (PAGE_SHIFT - 10),
 			dt / NSEC_PER_USEC);
+	if (done)
 		notify_status();
-	} else if (done) {
-		notify_status();
-	}
 out:
 	mutex_unlock(&cfg_lock);
 }

@@ -355,12 +355,18 @@ pub fn archive(root: &Root, report: &Report, json: &str) -> std::io::Result<Path
     let dir = root.join(paths::HISTORY);
     std::fs::create_dir_all(&dir)?;
     let base = format!("{:010}", report.reported_unix);
-    let mut path = dir.join(format!("{base}.json"));
-    let mut n = 1;
-    while path.exists() {
-        path = dir.join(format!("{base}-{n}.json"));
-        n += 1;
-    }
+    // Several reports in one second get increasing suffixes (never reused
+    // after pruning, so the order by name stays the order of writing).
+    let next = history_in(&dir)
+        .iter()
+        .filter_map(|p| history_key(p))
+        .filter(|(t, _)| *t == base)
+        .map(|(_, n)| n + 1)
+        .max();
+    let path = match next {
+        None => dir.join(format!("{base}.json")),
+        Some(n) => dir.join(format!("{base}-{n}.json")),
+    };
     crate::init::write_atomic(&path, &format!("{json}\n"))?;
     prune(&dir, HISTORY_KEEP)?;
     Ok(path)
@@ -380,18 +386,15 @@ fn history_in(dir: &std::path::Path) -> Vec<PathBuf> {
                 .collect()
         })
         .unwrap_or_default();
-    v.sort_by(|a, b| {
-        let key = |p: &PathBuf| {
-            let s = p
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let (t, n) = s.split_once('-').unwrap_or((&s, "0"));
-            (t.to_string(), n.parse::<u64>().unwrap_or(0))
-        };
-        key(a).cmp(&key(b))
-    });
+    v.sort_by_key(|p| history_key(p).unwrap_or_default());
     v
+}
+
+/// (time, suffix) of a history file name `TTTTTTTTTT[-N].json`.
+fn history_key(p: &std::path::Path) -> Option<(String, u64)> {
+    let s = p.file_stem()?.to_str()?;
+    let (t, n) = s.split_once('-').unwrap_or((s, "0"));
+    Some((t.to_string(), n.parse().ok()?))
 }
 
 fn prune(dir: &std::path::Path, keep: usize) -> std::io::Result<()> {

@@ -73,9 +73,17 @@ pub fn gather(root: &Root) -> Status {
     }
     s.kernel_panic = sysctl::read(root, "kernel.panic").ok();
     s.guard_pid = read(paths::PIDFILE).and_then(|p| p.trim().parse().ok());
-    s.guard_alive = s
-        .guard_pid
-        .is_some_and(|p| root.join(format!("proc/{p}")).exists());
+    // Liveness is a fact of this machine, not of the (maybe fake) root.
+    s.guard_alive = s.guard_pid.is_some_and(|p| {
+        let Ok(pid) = i32::try_from(p) else {
+            return false;
+        };
+        pid > 0
+            && !matches!(
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+                Err(nix::Error::ESRCH)
+            )
+    });
     if s.guard_alive {
         s.guard_state = read(paths::GUARD_STATE).map(|t| kv(&t)).unwrap_or_default();
     }
@@ -95,7 +103,11 @@ pub fn gather(root: &Root) -> Status {
     s.reports = hist.len();
     if let Some(last) = hist.pop() {
         let text = std::fs::read_to_string(&last).unwrap_or_default();
-        s.last_report = Some((last.display().to_string(), summary_of(&text)));
+        let shown = last
+            .strip_prefix(root.dir())
+            .map(|p| format!("/{}", p.display()))
+            .unwrap_or_default();
+        s.last_report = Some((shown, summary_of(&text)));
     }
     s
 }

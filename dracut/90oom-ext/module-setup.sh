@@ -2,7 +2,8 @@
 # dracut module for oom_ext: the oom-ext binary and the oom_ext kernel module,
 # started as early as possible in the initrd (systemd or shell initrd).
 # Sourced by dracut: the functions below are its interface.
-# dracut provides dracutsysrootdir, kernel, moddir, initdir, systemdsystemunitdir.
+# dracut provides dracutsysrootdir, kernel, srcmods, moddir, initdir,
+# systemdsystemunitdir; $srcmods already includes $dracutsysrootdir.
 # shellcheck disable=SC2154
 
 # Where `make install` put the binary (substituted at install time); the
@@ -40,12 +41,23 @@ depends() {
 
 # called by dracut
 installkernel() {
+    local _ko
     # hostonly='': the module is rarely loaded on the host when the initrd is
-    # built (first install), and must still be included. A missing module is
-    # not fatal: the binary falls back to its userspace buffer.
-    if ! hostonly='' instmods -c -s oom_ext; then
-        dwarn "oom-ext: kernel module oom_ext not found for kernel $kernel (not built by DKMS?); the initrd will run in fallback mode"
+    # built (first install), and must still be included.
+    if hostonly='' instmods -c -s oom_ext; then
+        return 0
     fi
+    # DKMS runs its POST_INSTALL (which rebuilds the initrd) before depmod:
+    # the module may be on disk but not in modules.dep yet. It has no
+    # dependencies, so install the file; dracut runs depmod on the image.
+    _ko=$(find "$srcmods" -name 'oom_ext.ko*' 2> /dev/null | sort | head -n 1)
+    if [[ -n $_ko ]]; then
+        dinfo "oom-ext: ${_ko#"$dracutsysrootdir"} is not in modules.dep yet; adding the file itself"
+        inst_simple "${_ko#"$dracutsysrootdir"}"
+        return 0
+    fi
+    # Not fatal: the binary falls back to its userspace buffer.
+    dwarn "oom-ext: kernel module oom_ext not found for kernel $kernel (not built by DKMS?); the initrd will run in fallback mode"
     return 0
 }
 

@@ -13,9 +13,9 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source-path=SCRIPTDIR/../tests
+# shellcheck source-path=SCRIPTDIR
 . "$here/../tests/debian-kernels.sh"
-# shellcheck source-path=SCRIPTDIR/../tests
+# shellcheck source-path=SCRIPTDIR
 . "$here/../tests/smoke-vm.sh"
 
 n=${1:-5}

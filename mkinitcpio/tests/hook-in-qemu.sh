@@ -85,7 +85,7 @@ echo "HOOKTEST stage=early"
 guard_pid() {
     for d in /proc/[0-9]*; do
         IFS= read -r argv0 < "$d/cmdline" 2> /dev/null || true
-        case $argv0 in @oom-ext-guard*) echo "${d#/proc/}"; return ;; esac
+        case $argv0 in @oom-ext-guard* | oom-ext-guard*) echo "${d#/proc/}"; return ;; esac
     done
     echo none
 }
@@ -122,7 +122,7 @@ EOF
 sleep 2
 for d in /proc/[0-9]*; do
     IFS= read -r argv0 < "$d/cmdline" 2> /dev/null || true
-    case $argv0 in @oom-ext-guard*) echo "HOOKTEST guard-after=${d#/proc/}"; break ;; esac
+    case $argv0 in @oom-ext-guard* | oom-ext-guard*) echo "HOOKTEST guard-after=${d#/proc/}"; break ;; esac
 done
 echo "HOOKTEST stage=real-root"
 poweroff -f
@@ -169,6 +169,7 @@ echo "binary: $bin"
 
 # Boot 1: the normal path.
 build_and_boot normal 1
+tr -d '\r' < "$log" | sed -n 's/^HOOKTEST kmsg: /  kmsg: /p'
 if tr -d '\r' < "$log" | grep -Eq '^HOOKTEST kmsg: .*oom-ext\[[0-9]+\]: '; then
     pass "normal/init-log-line"
 else
@@ -179,7 +180,7 @@ after=$(value guard-after "$log")
 if [[ $before =~ ^[0-9]+$ ]]; then
     pass "normal/guard-running (pid $before)"
 else
-    fail "normal/guard-running" "no process with argv[0] @oom-ext-guard after the hook (got '${before:-nothing}')"
+    fail "normal/guard-running" "no process with argv[0] @oom-ext-guard (or oom-ext-guard, re-executed) after the hook (got '${before:-nothing}')"
 fi
 if [[ $before =~ ^[0-9]+$ && $after == "$before" ]]; then
     pass "normal/guard-survives-switch_root (pid $after)"

@@ -92,7 +92,7 @@ guard_pid() {
     for d in /proc/[0-9]*; do
         # NUL-separated, no trailing newline: `read` would report EOF.
         argv0=$(tr '\0' ' ' < "$d/cmdline" 2> /dev/null)
-        case $argv0 in @oom-ext-guard*) echo "${d#/proc/}"; return ;; esac
+        case $argv0 in @oom-ext-guard* | oom-ext-guard*) echo "${d#/proc/}"; return ;; esac
     done
 }
 pid=$(guard_pid)
@@ -117,6 +117,9 @@ if [ -n "$pid" ]; then
     sleep 6
     say "restarted_pid=$(systemctl show -P MainPID oom-ext-guard.service)"
     say "restarted_active=$(systemctl is-active oom-ext-guard.service)"
+    systemctl status --no-pager -l oom-ext-guard.service 2>&1 | while IFS= read -r line; do say "status: $line"; done
+    journalctl -b --no-pager -o short-monotonic -u oom-ext-guard.service 2>&1 | tail -n 20 |
+        while IFS= read -r line; do say "unit-log: $line"; done
 fi
 say "done"
 systemctl poweroff
@@ -134,6 +137,8 @@ WantedBy=multi-user.target
 EOF
 ln -sf /etc/systemd/system/oom-ext-bootcheck.service "$tree/etc/systemd/system/multi-user.target.wants/oom-ext-bootcheck.service"
 echo "guest" > "$tree/etc/hostname"
+# Keep the console to the check's lines: no login prompt on ttyS0.
+ln -sf /dev/null "$tree/etc/systemd/system/serial-getty@ttyS0.service"
 
 # 2. Build the initramfs inside the tree.
 in_tree() {
@@ -206,7 +211,8 @@ timeout "${OOM_EXT_BOOT_TIMEOUT:-600}" qemu-system-x86_64 -accel tcg -m 1024 -sm
     -drive "file=$disk,if=virtio,format=raw" -nic none \
     -append "root=/dev/vda rw console=ttyS0 panic=-1 systemd.show_status=0 $cmdline_extra" \
     < /dev/null > "$console" 2>&1
-tr -d '\r' < "$console" | sed -n 's/^BOOTCHECK //p' > "$work/bootcheck"
+# The serial getty is masked, yet kernel messages may still share a line.
+tr -d '\r' < "$console" | sed -n 's/.*BOOTCHECK //p' > "$work/bootcheck"
 val() { sed -n "s/^$1=//p" "$work/bootcheck" | tail -n 1; }
 sed 's/^/  guest: /' "$work/bootcheck"
 

@@ -139,8 +139,7 @@ fn write_pid(root: &Root, lock: &mut std::fs::File, pid: u32) -> std::io::Result
     write_atomic(&root.join(paths::PIDFILE), &format!("{pid}\n"))
 }
 
-/// Locks memory, shields the guard from the OOM killer and gives it a
-/// bounded real-time priority so it runs while the machine thrashes.
+/// Locks memory and shields the guard from the OOM killer.
 fn harden(root: &Root, log: &Log) {
     // SAFETY: mlockall only changes this process's paging; no memory is touched.
     let r = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) };
@@ -156,16 +155,17 @@ fn harden(root: &Root, log: &Log) {
     if let Err(e) = std::fs::write(root.join("proc/self/oom_score_adj"), "-1000\n") {
         log.warn(&format!("cannot set oom_score_adj=-1000: {e}"));
     }
+}
+
+/// Real-time priority for the loop (set after the setup, whose page faults
+/// under emulation can take long): a runaway loop is stopped by
+/// RLIMIT_RTTIME (SIGXCPU after 2 s of CPU without blocking, SIGKILL at 3 s)
+/// and by the kernel's RT throttling.
+fn realtime(root: &Root) {
     if !root.is_system() {
         return; // tests against a fake root keep the normal scheduler
     }
-    // A runaway real-time loop is stopped by RLIMIT_RTTIME (SIGXCPU at 0.5 s
-    // of CPU without blocking, SIGKILL at 1 s) and by the kernel's RT throttling.
-    let _ = nix::sys::resource::setrlimit(
-        nix::sys::resource::Resource::RLIMIT_RTTIME,
-        500_000,
-        1_000_000,
-    );
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_RTTIME, 2_000_000, 3_000_000);
     let param = libc::sched_param { sched_priority: 1 };
     // SAFETY: plain syscall on our own pid with a valid sched_param.
     if unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) } != 0 {
@@ -239,6 +239,7 @@ pub fn run(root: &Root, log: &mut Log, opts: Options) -> i32 {
         g.psi_word()
     ));
     g.write_state();
+    realtime(root);
     let code = g.run_loop(log);
     drop(lock);
     code
@@ -308,7 +309,14 @@ struct Guard {
     vmstat_kills: Option<u64>,
     flag_ours: bool,
     pending_flag: Vec<String>,
+    /// After mount activity without a visible switch yet (PID 1 chroots a
+    /// moment after the last mount event), a few re-checks: (when, attempt).
+    mount_recheck: Option<(u64, u32)>,
 }
+
+/// Re-checks after mount activity: 200 ms, then doubling, 5 in all.
+const MOUNT_RECHECK_MS: u64 = 200;
+const MOUNT_RECHECKS: u32 = 5;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Src {
@@ -368,6 +376,7 @@ impl Guard {
             vmstat_kills: None,
             flag_ours: false,
             pending_flag: Vec::new(),
+            mount_recheck: None,
             root,
         };
         if mode == Mode::Kernel {
@@ -438,7 +447,11 @@ impl Guard {
             return;
         }
         let trig = self.m.params.psi_trigger();
-        if let Err(e) = nix::unistd::write(&fd, trig.as_bytes()) {
+        // The kernel overwrites the last byte written with NUL: send the
+        // terminator ourselves or the window loses its last digit.
+        let mut bytes = trig.clone().into_bytes();
+        bytes.push(0);
+        if let Err(e) = nix::unistd::write(&fd, &bytes) {
             self.psi_error = Some(format!("PSI trigger {trig:?} refused: {}", e.desc()));
             return;
         }
@@ -490,7 +503,10 @@ impl Guard {
     }
 
     fn arm_timer(&mut self) {
-        let want = self.m.next_deadline();
+        let want = match (self.m.next_deadline(), self.mount_recheck.map(|(t, _)| t)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if want == self.timer_at {
             return;
         }
@@ -580,7 +596,17 @@ impl Guard {
             Src::Timer => {
                 let _ = self.timer.wait(); // consumes the expiry (non-blocking)
                 self.timer_at = None;
-                events.push(Event::Timer);
+                let now = now_ms();
+                match self.mount_recheck {
+                    Some((at, attempt)) if now >= at => {
+                        self.mount_recheck = None;
+                        self.check_switch(log, attempt + 1);
+                    }
+                    _ => {}
+                }
+                if self.m.next_deadline().is_some_and(|d| now >= d) {
+                    events.push(Event::Timer);
+                }
             }
             Src::Status => {
                 if let Some(s) = self.read_status() {
@@ -596,16 +622,7 @@ impl Guard {
                     self.check_vmstat(&mut events);
                 }
             }
-            Src::Mountinfo => {
-                if let Some(procfd) = &self.procfd {
-                    if reanchor::switched(procfd) {
-                        reanchor::reanchor(procfd, log);
-                        // Only returns when no binary to re-exec was found.
-                        self.mountinfo = None;
-                        log.set_root(Root::system());
-                    }
-                }
-            }
+            Src::Mountinfo => self.check_switch(log, 0),
             Src::Kmsg => {
                 self.read_kmsg(&mut events);
                 self.check_vmstat(&mut events);
@@ -619,6 +636,20 @@ impl Guard {
             }
         }
         None
+    }
+
+    /// Switch-root check after mount activity (attempt 0) or a re-check.
+    fn check_switch(&mut self, log: &mut Log, attempt: u32) {
+        let Some(procfd) = &self.procfd else { return };
+        if reanchor::switched(procfd) {
+            reanchor::reanchor(procfd, log);
+            // Only returns when no binary to re-exec was found.
+            self.mountinfo = None;
+            self.mount_recheck = None;
+            log.set_root(Root::system());
+        } else if attempt < MOUNT_RECHECKS {
+            self.mount_recheck = Some((now_ms() + (MOUNT_RECHECK_MS << attempt), attempt));
+        }
     }
 
     fn check_vmstat(&mut self, events: &mut Vec<Event>) {

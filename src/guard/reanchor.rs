@@ -60,6 +60,11 @@ pub fn reanchor(procfd: &OwnedFd, log: &Log) {
     log.info(&format!(
         "switch-root seen: re-anchored into the new root, re-executing {bin}"
     ));
+    // The new image sets up (page faults, buffer) before it blocks again:
+    // do that as a normal task, not under the real-time CPU-time limit.
+    let normal = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain syscall on our own pid with a valid sched_param.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &normal) };
     let argv = [c"oom-ext-guard", c"guard", c"--resume"];
     let Ok(path) = CString::new(bin.clone()) else {
         return;

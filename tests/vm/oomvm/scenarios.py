@@ -9,6 +9,8 @@ next to the kernel command line that should produce it.
 import dataclasses
 import json
 
+from . import stall
+
 BOTH = ("6.1", "6.12")
 PROJECT = ("make-install", "dkms", "units")      # image build steps a scenario relies on
 MiB = 1024 * 1024
@@ -26,6 +28,7 @@ class Scenario:
     script: str = ""                  # guest script, default: the name
     reboots: int = 0                  # reboots the guest must do by itself
     timeout_s: int = 600
+    qemu_args: object = None          # function(outdir) -> extra QEMU arguments, or None
 
     @property
     def guest_script(self):
@@ -230,5 +233,8 @@ SCENARIOS = [
     Scenario("initrd-initramfs-tools", "issue 5: initramfs-tools, params + guard survives",
              check_initrd, BOOT_PARAMS, initrd="initramfs-tools", script="initrd"),
 ]
+
+# Stall protection (issue 6): defined in stall.py.
+SCENARIOS += stall.stall_scenarios(Scenario)
 
 BY_NAME = {s.name: s for s in SCENARIOS}

@@ -1,0 +1,286 @@
+//! The guard as a real process against a fake root: startup, idle wake-ups,
+//! memory footprint, the lock, SIGHUP and SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn fake_root(tag: &str, mode: &str, params: &str) -> PathBuf {
+    let r = std::env::temp_dir().join(format!("oom-ext-guard-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&r);
+    for d in ["run/oom-ext", "proc/self", "proc/sys/kernel", "dev"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::write(r.join("run/oom-ext/mode"), format!("{mode}\n")).unwrap();
+    std::fs::write(r.join("run/oom-ext/params"), params).unwrap();
+    std::fs::write(r.join("dev/kmsg"), "").unwrap();
+    std::fs::write(r.join("proc/self/oom_score_adj"), "0\n").unwrap();
+    r
+}
+
+/// Kills the guard if a test fails before stopping it.
+struct Guarded(Child);
+
+impl std::ops::Deref for Guarded {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn guard(root: &Path, extra: &[&str]) -> Guarded {
+    Guarded(
+        Command::new(env!("CARGO_BIN_EXE_oom-ext"))
+            .arg("--root")
+            .arg(root)
+            .arg("guard")
+            .args(extra)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn wait_for(path: &Path, what: &str) -> String {
+    let start = Instant::now();
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if s.contains(what) {
+                return s;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{} never contained {what:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn proc_status(pid: u32, key: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| {
+            l.strip_prefix(key).map(|v| {
+                v.trim_start_matches(':')
+                    .trim()
+                    .trim_end_matches(" kB")
+                    .parse()
+                    .unwrap()
+            })
+        })
+        .unwrap_or_else(|| panic!("{key} missing"))
+}
+
+fn stop(mut g: Guarded) -> std::process::ExitStatus {
+    let child = &mut g.0;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "guard ignored SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn fallback_guard_idles_without_wakeups_and_stays_small() {
+    let root = fake_root("idle", "fallback", "bufsize=1\npsi=1\n");
+    let child = guard(&root, &[]);
+    let pid = child.id();
+    let state = wait_for(&root.join("run/oom-ext/guard.state"), "state=armed");
+    assert!(state.contains("buffer_bytes=1048576"), "{state}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("run/oom-ext/guard.pid")).unwrap(),
+        format!("{pid}\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("proc/self/oom_score_adj")).unwrap(),
+        "-1000\n"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let before = proc_status(pid, "voluntary_ctxt_switches")
+        + proc_status(pid, "nonvoluntary_ctxt_switches");
+    std::thread::sleep(Duration::from_secs(2));
+    let after = proc_status(pid, "voluntary_ctxt_switches")
+        + proc_status(pid, "nonvoluntary_ctxt_switches");
+    let anon_kb = proc_status(pid, "RssAnon");
+    let file_kb = proc_status(pid, "RssFile");
+    let locked_kb = proc_status(pid, "VmLck");
+    eprintln!("guard idle: {} context switches in 2 s; RssAnon {anon_kb} kB (1024 kB buffer), RssFile {file_kb} kB, VmLck {locked_kb} kB", after - before);
+    assert!(
+        after - before <= 1,
+        "guard woke up {} times in 2 s while idle",
+        after - before
+    );
+    assert!(
+        anon_kb >= 1024,
+        "the 1 MiB buffer is not resident: RssAnon {anon_kb} kB"
+    );
+    assert!(
+        anon_kb - 1024 <= 1024,
+        "guard's own anonymous memory {} kB > 1 MiB",
+        anon_kb - 1024
+    );
+    assert!(stop(child).success());
+    assert!(
+        !root.join("run/oom-ext/guard.pid").exists(),
+        "pidfile left after SIGTERM"
+    );
+    let log = std::fs::read_to_string(root.join("dev/kmsg")).unwrap();
+    assert!(log.contains("guard running in fallback mode"), "{log}");
+    assert!(
+        log.contains("stall protection unavailable"),
+        "fake root has no PSI; it must say so: {log}"
+    );
+    assert!(log.contains("guard stopping on signal 15"), "{log}");
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn one_guard_at_a_time_and_adopt_takes_over() {
+    let root = fake_root("lock", "fallback", "bufsize=0\n");
+    let first = guard(&root, &[]);
+    wait_for(&root.join("run/oom-ext/guard.state"), "pid=");
+    let second = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
+        .arg("--root")
+        .arg(&root)
+        .arg("guard")
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(0));
+    std::fs::remove_file(root.join("run/oom-ext/guard.pid")).unwrap();
+    let adopt = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
+        .arg("--root")
+        .arg(&root)
+        .args(["guard", "--adopt"])
+        .output()
+        .unwrap();
+    assert_eq!(adopt.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(root.join("run/oom-ext/guard.pid")).unwrap(),
+        format!("{}\n", first.id())
+    );
+    let log = std::fs::read_to_string(root.join("dev/kmsg")).unwrap();
+    assert!(
+        log.contains(&format!("another guard (pid {}) holds", first.id())),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("adopted the running guard (pid {})", first.id())),
+        "{log}"
+    );
+    assert!(stop(first).success());
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn adopt_without_a_guard_daemonizes_and_writes_the_pidfile() {
+    let root = fake_root("daemon", "fallback", "bufsize=0\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
+        .arg("--root")
+        .arg(&root)
+        .args(["guard", "--adopt"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid: i32 = std::fs::read_to_string(root.join("run/oom-ext/guard.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "daemon {pid} not running"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let start = Instant::now();
+    while root.join("run/oom-ext/guard.pid").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "daemon did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn kernel_mode_reads_the_module_status_and_sighup_reloads() {
+    let root = fake_root("kernel", "kernel", "bufsize=32\npsi=0\n");
+    std::fs::create_dir_all(root.join("sys/kernel/oom_ext")).unwrap();
+    std::fs::write(
+        root.join("sys/kernel/oom_ext/status"),
+        "state=armed\nreserved_bytes=33554432\n",
+    )
+    .unwrap();
+    let child = guard(&root, &[]);
+    let state = wait_for(&root.join("run/oom-ext/guard.state"), "module_state=armed");
+    assert!(
+        state.contains("mode=kernel") && state.contains("psi=off"),
+        "{state}"
+    );
+    std::fs::write(
+        root.join("run/oom-ext/params"),
+        "bufsize=32\npsi=0\npsi_kill_ms=5000\n",
+    )
+    .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    wait_for(&root.join("dev/kmsg"), "psi_kill_ms=5000");
+    let st = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
+        .arg("--root")
+        .arg(&root)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let json = String::from_utf8(st.stdout).unwrap();
+    assert!(
+        json.contains("\"mode\":\"kernel\"")
+            && json.contains("\"buffer_bytes\":33554432")
+            && json.contains("\"guard_running\":true"),
+        "{json}"
+    );
+    assert!(stop(child).success());
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn off_mode_guard_exits_at_once() {
+    let root = fake_root("off", "off", "enabled=0\n");
+    let st = guard(&root, &[]).0.wait().unwrap();
+    assert!(st.success());
+    assert!(!root.join("run/oom-ext/guard.pid").exists());
+    std::fs::remove_dir_all(root).unwrap();
+}
