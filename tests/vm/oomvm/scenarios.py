@@ -197,6 +197,24 @@ def check_cycles(e):
     e.equal("resize_back", 32 * MiB)
 
 
+def check_storm_control(e):
+    """Negative control: the same storm on a bare kernel (oom_ext=0) must fail check_storm.
+
+    Proves the storm check can fail: without oom_ext nothing is released,
+    flagged or re-armed, and the check has to say so.
+    """
+    from .expect import Expect
+    if not e.finished():
+        return
+    probe = Expect(e.run)
+    check_storm(probe)
+    e.at_least("oom_kills", 1)          # the storm did hit the OOM killer
+    missing = [m for m in ("status_after.releases", "flag_seen_in_oom", "rearmed")
+               if not any(m in f for f in probe.failures)]
+    e.that(not missing, f"check_storm did not notice the missing {missing} on a bare kernel "
+           f"(its failures: {probe.failures})")
+
+
 BOOT_PARAMS = "oom_ext.bufsize=24 oom_ext.resettime=61"
 
 
@@ -220,6 +238,8 @@ SCENARIOS = [
              check_badparams_path, f"oom_ext.crashflag_name={LONG_PATH}", script="badparams"),
     Scenario("storm", "issue 2.3: OOM storm releases, flags, recovers and re-arms",
              check_storm, "oom_ext.resettime=20", timeout_s=720),
+    Scenario("storm-control", "negative control: the storm check fails on a bare kernel (oom_ext=0)",
+             check_storm_control, "oom_ext=0", script="storm", kernels=("6.1",), timeout_s=720),
     Scenario("gracetime", "issue 2.4: persistent OOM with gracetime reboots; next boot reports",
              check_gracetime, "oom_ext.gracetime=20", reboots=1, timeout_s=900),
     Scenario("fallback", "issue 2.5: module refused -> userspace fallback, boot completes",
