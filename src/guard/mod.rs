@@ -165,7 +165,11 @@ fn realtime(root: &Root) {
     if !root.is_system() {
         return; // tests against a fake root keep the normal scheduler
     }
-    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_RTTIME, 2_000_000, 3_000_000);
+    let _ = nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_RTTIME,
+        2_000_000,
+        3_000_000,
+    );
     let param = libc::sched_param { sched_priority: 1 };
     // SAFETY: plain syscall on our own pid with a valid sched_param.
     if unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) } != 0 {
@@ -486,11 +490,11 @@ impl Guard {
     }
 
     fn facts(&self) -> Facts {
+        let meminfo = std::fs::read_to_string(self.root.join(paths::MEMINFO)).ok();
         Facts {
             now_ms: now_ms(),
-            mem_available_kb: std::fs::read_to_string(self.root.join(paths::MEMINFO))
-                .ok()
-                .and_then(|t| oomkill::mem_available_kb(&t)),
+            mem_available_kb: meminfo.as_deref().and_then(oomkill::mem_available_kb),
+            mem_total_kb: meminfo.as_deref().and_then(oomkill::mem_total_kb),
         }
     }
 
