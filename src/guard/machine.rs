@@ -20,6 +20,11 @@ pub const REARM_RETRY_MS: u64 = 30_000;
 pub const BACKSTOP_MS: u64 = 5000;
 /// OOM state ends only with at least this much available (or bufsize).
 pub const MIN_AVAILABLE_KB: u64 = 16 * 1024;
+/// A stall is answered with a kill only while MemAvailable is below this
+/// share of MemTotal. After the hog is killed the stall can go on for
+/// seconds while evicted code is read back in; a kill then would only hit
+/// innocent processes (measured: docs/stall.md).
+pub const KILL_MAX_AVAILABLE_PCT: u64 = 15;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -41,6 +46,18 @@ pub struct Facts {
     pub now_ms: u64,
     /// MemAvailable from /proc/meminfo, if readable.
     pub mem_available_kb: Option<u64>,
+    /// MemTotal from /proc/meminfo, if readable.
+    pub mem_total_kb: Option<u64>,
+}
+
+impl Facts {
+    /// Memory is short enough that killing helps (unknown counts as short).
+    pub fn memory_short(&self) -> bool {
+        match (self.mem_available_kb, self.mem_total_kb) {
+            (Some(avail), Some(total)) if total > 0 => avail * 100 < total * KILL_MAX_AVAILABLE_PCT,
+            _ => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,7 +249,20 @@ impl Machine {
         let kill_ms = u64::from(self.params.psi_kill_ms);
         if kill_ms > 0 {
             let since = now - stall.last_kill_ms.unwrap_or(stall.start_ms);
-            if since >= kill_ms {
+            if since >= kill_ms && !f.memory_short() {
+                if let Some(s) = self.stall.as_mut() {
+                    s.last_kill_ms = Some(now);
+                }
+                out.push(Action::Log(
+                    Level::Info,
+                    format!(
+                        "memory stall for {} ms, but {} kB of {} kB available: not killing",
+                        since,
+                        f.mem_available_kb.unwrap_or(0),
+                        f.mem_total_kb.unwrap_or(0)
+                    ),
+                ));
+            } else if since >= kill_ms {
                 self.counters.kills += 1;
                 if let Some(s) = self.stall.as_mut() {
                     s.last_kill_ms = Some(now);
@@ -432,6 +462,7 @@ mod tests {
         Facts {
             now_ms: ms,
             mem_available_kb: Some(mem_mb * 1024),
+            mem_total_kb: Some(1024 * 1024),
         }
     }
 
@@ -571,6 +602,31 @@ mod tests {
         assert_eq!(m.stall, None);
         assert_eq!(kinds(&m.handle(Event::Psi, at(9000, 10))), vec!["Trigger"]);
         assert_eq!(m.counters.kills, 2);
+    }
+
+    #[test]
+    fn no_kill_once_the_hog_is_gone_even_if_the_stall_goes_on() {
+        // Regression (VM thrash run): after the hog died, code read back in
+        // kept PSI firing and every 2 s sysrq f took the next innocent.
+        let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+        m.handle(Event::Psi, at(0, 40));
+        m.handle(Event::Psi, at(1000, 40));
+        assert!(kinds(&m.handle(Event::Psi, at(2000, 40))).contains(&"SysrqKill".to_string()));
+        for t in (3000..12000).step_by(1000) {
+            let a = m.handle(Event::Psi, at(t, 800));
+            assert_eq!(kinds(&a), vec!["Trigger"], "at {t} ms");
+        }
+        assert_eq!(m.counters.kills, 1);
+        // Short again (the hog came back): kill again.
+        assert!(kinds(&m.handle(Event::Psi, at(12000, 40))).contains(&"SysrqKill".to_string()));
+        // Unknown memory figures do not block a kill.
+        let mut m = Machine::new(Mode::Fallback, Params::default(), false);
+        let unknown = |ms| Facts {
+            now_ms: ms,
+            ..Facts::default()
+        };
+        m.handle(Event::Psi, unknown(0));
+        assert!(kinds(&m.handle(Event::Psi, unknown(2000))).contains(&"SysrqKill".to_string()));
     }
 
     #[test]

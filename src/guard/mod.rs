@@ -495,11 +495,11 @@ impl Guard {
     }
 
     fn facts(&self) -> Facts {
+        let meminfo = std::fs::read_to_string(self.root.join(paths::MEMINFO)).ok();
         Facts {
             now_ms: now_ms(),
-            mem_available_kb: std::fs::read_to_string(self.root.join(paths::MEMINFO))
-                .ok()
-                .and_then(|t| oomkill::mem_available_kb(&t)),
+            mem_available_kb: meminfo.as_deref().and_then(oomkill::mem_available_kb),
+            mem_total_kb: meminfo.as_deref().and_then(oomkill::mem_total_kb),
         }
     }
 

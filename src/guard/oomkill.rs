@@ -39,8 +39,17 @@ pub fn vmstat_oom_kill(text: &str) -> Option<u64> {
 
 /// `MemAvailable:  N kB` from /proc/meminfo.
 pub fn mem_available_kb(text: &str) -> Option<u64> {
+    meminfo_kb(text, "MemAvailable:")
+}
+
+/// `MemTotal:  N kB` from /proc/meminfo.
+pub fn mem_total_kb(text: &str) -> Option<u64> {
+    meminfo_kb(text, "MemTotal:")
+}
+
+fn meminfo_kb(text: &str, key: &str) -> Option<u64> {
     text.lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().strip_suffix("kB").unwrap_or(v).trim().parse().ok())
 }
 
@@ -97,5 +106,9 @@ mod tests {
             Some(123456)
         );
         assert_eq!(mem_available_kb("MemAvailable: lots\n"), None);
+        assert_eq!(
+            mem_total_kb("MemTotal:  468404 kB\nMemFree: 1 kB\n"),
+            Some(468404)
+        );
     }
 }

@@ -41,7 +41,7 @@ class Workload:
 
 WORKLOADS = {w.name: w for w in (
     Workload("storm", "stall-storm", r"^stress-ng",
-             "stress-ng storm of growing heaps (--bigheap 2 --brk 1), no swap"),
+             "stress-ng --vm 3 --vm-bytes 700M --vm-keep (700 MiB in all, restarted when killed), no swap"),
     Workload("thrash", "stall-thrash", r"^hog$",
              "anonymous hog holding MemAvailable at 40 MiB while dd streams the root disk"),
     Workload("swapleak", "stall-swapleak", r"^leaker$",
@@ -107,6 +107,7 @@ class Outcome:
     finished: bool        # the workload ended and the guest came back
     worst_gap_ms: float   # guest clock; None if not reported
     host_gap_ms: float    # host clock, from the beats' arrival times
+    idle_gap_ms: float    # guest clock, the 4 s before the workload: the host's noise
     kills: list
     bystander_alive: bool
     facts: dict
@@ -171,7 +172,7 @@ def outcome(run, workload, guard, series):
         workload=workload, guard=guard, kernel=facts.get("kernel", series),
         run_outcome=run.outcome,
         finished=run.outcome == "finished" and facts.get("finished") == "1" and "done" in facts,
-        worst_gap_ms=num("worst_gap_ms"), host_gap_ms=host_gap_ms(run),
+        worst_gap_ms=num("worst_gap_ms"), host_gap_ms=host_gap_ms(run), idle_gap_ms=num("idle_gap_ms"),
         kills=_kills(facts, workload), bystander_alive=facts.get("bystander_alive") == "1",
         facts=facts)
 
@@ -259,10 +260,12 @@ def summarize(outcomes, workloads, guards):
                 continue
             gaps = [o.worst_gap_ms for o in sel if o.worst_gap_ms is not None]
             host = [o.host_gap_ms for o in sel if o.host_gap_ms is not None]
+            idle = [o.idle_gap_ms for o in sel if o.idle_gap_ms is not None]
             rows.append(dict(
                 workload=w, guard=g, n=len(sel),
                 min=min(gaps) if gaps else None, median=statistics.median(gaps) if gaps else None,
                 max=max(gaps) if gaps else None, host_max=max(host) if host else None,
+                idle_max=max(idle) if idle else None,
                 kills=sum(len(o.kills) for o in sel), innocent=sum(len(o.innocent) for o in sel),
                 innocent_names=sorted({k.comm for o in sel for k in o.innocent}),
                 victims=sorted({k.comm for o in sel for k in o.kills}),
@@ -284,16 +287,17 @@ def markdown(rows, meta):
     lines += [
         "",
         "Worst freeze = the longest gap between two beats of a 100 ms heartbeat during the "
-        "workload, in seconds (guest clock; host clock max in its own column).",
+        "workload, in seconds (guest clock; host clock max in its own column). Idle max = the same "
+        "measure over the 4 s before the workload: the noise of the host itself.",
         "",
-        "| workload | guard | runs | worst freeze min | median | max | host max | kills | "
+        "| workload | guard | runs | worst freeze min | median | max | host max | idle max | kills | "
         "victims | innocent kills | bystander died | unfinished |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['workload']} | {r['guard']} | {r['n']} | {_fmt_s(r['min'])} | {_fmt_s(r['median'])} | "
-            f"{_fmt_s(r['max'])} | {_fmt_s(r['host_max'])} | {r['kills']} | {', '.join(r['victims']) or '–'} | "
+            f"{_fmt_s(r['max'])} | {_fmt_s(r['host_max'])} | {_fmt_s(r['idle_max'])} | {r['kills']} | {', '.join(r['victims']) or '–'} | "
             f"{r['innocent']}{' (' + ', '.join(r['innocent_names']) + ')' if r['innocent_names'] else ''} | "
             f"{r['bystander_dead']} | {r['unfinished']} |")
     lines.append("")

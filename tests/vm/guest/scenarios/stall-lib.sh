@@ -154,6 +154,10 @@ stall_report() {
 	local start=$1 end=$2 by_pid=$3 kills_before=$4 comm
 	result worst_gap_ms "$(awk -v s="$start" -v e="$end" \
 		'$1 > s && $1 - $2 < e && $2 > m { m = $2 } END { print m + 0 }' "$STALL/heartbeat.log")"
+	# The same measure over the last 4 s before the workload: what the host's
+	# own noise (a descheduled QEMU) does to a calm guest.
+	result idle_gap_ms "$(awk -v s="$((start - 4000))" -v e="$start" \
+		'$1 > s && $1 <= e && $2 > m { m = $2 } END { print m + 0 }' "$STALL/heartbeat.log")"
 	result beats "$(awk -v s="$start" -v e="$end" '$1 > s && $1 <= e { n++ } END { print n + 0 }' "$STALL/heartbeat.log")"
 	result gaps_over_1s "$(awk -v s="$start" -v e="$end" '$1 > s && $1 - $2 < e && $2 > 1000 { n++ } END { print n + 0 }' "$STALL/heartbeat.log")"
 	result oom_kills $(( $(vmstat oom_kill) - kills_before ))

@@ -6,5 +6,7 @@
 . /opt/oomtest/scenarios/stall-lib.sh
 stall_setup_guard
 secs=$(knob storm_s 35)
-# shellcheck disable=SC2046
-stall_run $((secs + 30)) stress-ng $(knob storm_args "--bigheap 2 --brk 1") --timeout "${secs}s"
+# oomtest.storm_args= takes commas for spaces (the command line splits on spaces).
+args=$(knob storm_args "--vm,3,--vm-bytes,700M,--vm-keep")
+# shellcheck disable=SC2086  # one word per argument
+stall_run $((secs + 30)) stress-ng ${args//,/ } --timeout "${secs}s"
