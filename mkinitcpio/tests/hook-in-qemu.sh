@@ -175,6 +175,12 @@ if tr -d '\r' < "$log" | grep -Eq '^HOOKTEST kmsg: .*oom-ext\[[0-9]+\]: '; then
 else
     fail "normal/init-log-line" "no 'oom-ext[PID]: ' line in the kernel log"
 fi
+# The command line's oom_ext.bufsize=16 reached the binary (its summary line).
+if tr -d '\r' < "$log" | grep -Eq '^HOOKTEST kmsg: .*oom-ext\[[0-9]+\]: .*bufsize=16\b'; then
+    pass "normal/cmdline-parameter-applied"
+else
+    fail "normal/cmdline-parameter-applied" "no init log line with bufsize=16 (from oom_ext.bufsize=16)"
+fi
 before=$(value guard-before "$log")
 after=$(value guard-after "$log")
 if [[ $before =~ ^[0-9]+$ ]]; then
