@@ -17,6 +17,9 @@
 #   OOM_EXT_KERNEL   a vmlinuz to use instead of Debian's 6.1 package
 # Prints PASS/FAIL per test and "N passed, N failed" at the end.
 
+# Braces: bash parses the whole script before running it, so editing the
+# file while it runs cannot break a run.
+{
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -222,4 +225,5 @@ else
 fi
 
 echo "$passed passed, $failed failed"
-((failed == 0))
+exit $((failed == 0 ? 0 : 1))
+}
