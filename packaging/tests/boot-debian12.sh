@@ -25,6 +25,9 @@
 #   linux-image-6.1.0-NN-amd64-unsigned bookworm DIR (with the
 #   bookworm-updates and bookworm-security sources).
 
+# Braces: bash parses the whole script before running it, so editing the
+# file while it runs cannot break a run.
+{
 set -u
 variant=${1:-}
 case $variant in
@@ -194,6 +197,7 @@ if [[ $variant == initramfs-tools ]]; then
 else
     in_tree lsinitrd "$initrd" > "$work/contents" 2>&1
 fi
+# shellcheck disable=SC2317 # called through check
 has() { grep -Eq "$1" "$work/contents"; }
 check image/binary "usr/sbin/oom-ext missing from the image" has '(^|[ /])usr/sbin/oom-ext$'
 if [[ -n ${OOM_EXT_KO:-} ]]; then
@@ -257,4 +261,5 @@ check report/ran "oom-ext-report.service ended '$(val report_state)'" \
 check boot/no-failed-units "failed units: $(val failed_units)" test -z "$(val failed_units | tr -d ' ')"
 
 echo "$passed passed, $failed failed"
-((failed == 0))
+exit $((failed == 0 ? 0 : 1))
+}
