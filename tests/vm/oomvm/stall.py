@@ -27,7 +27,10 @@ import subprocess
 # can fail under TCG ("IO-APIC + timer doesn't work!", a panic at 0.05 s).
 # The getty on the results console would hang up the harness's channel
 # (masked in the image too, once the suite's image does it).
-COMMON_CMDLINE = "loglevel=4 no_timer_check systemd.mask=serial-getty@hvc0.service"
+# nowatchdog: on a loaded host a TCG guest gets "BUG: soft lockup" warnings
+# (harmless, but the harness takes "BUG:" for a panic); the detector plays
+# no part in memory reclaim.
+COMMON_CMDLINE = "loglevel=4 no_timer_check nowatchdog systemd.mask=serial-getty@hvc0.service"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +43,9 @@ class Workload:
 
 
 WORKLOADS = {w.name: w for w in (
-    Workload("storm", "stall-storm", r"^stress-ng",
-             "stress-ng --vm 3 --vm-bytes 700M --vm-keep (700 MiB in all, restarted when killed), no swap"),
+    Workload("storm", "stall-storm", r"^hog$",
+             "three hogs growing to 200 MiB each as fast as they can, each restarted 0.5 s after a kill, "
+             "35 s, no swap"),
     Workload("thrash", "stall-thrash", r"^hog$",
              "anonymous hog holding MemAvailable at 40 MiB while dd streams the root disk"),
     Workload("swapleak", "stall-swapleak", r"^leaker$",
@@ -108,6 +112,7 @@ class Outcome:
     worst_gap_ms: float   # guest clock; None if not reported
     host_gap_ms: float    # host clock, from the beats' arrival times
     idle_gap_ms: float    # guest clock, the 4 s before the workload: the host's noise
+    psi_some_ms: float    # PSI memory "some" total since boot: was there memory pressure at all?
     kills: list
     bystander_alive: bool
     facts: dict
@@ -133,6 +138,11 @@ def _kills(facts, workload):
             comm, _, pid = item.rpartition(":")
             out.append(Kill(comm, int(pid) if pid.isdigit() else -1, by, bool(hog.search(comm))))
     return out
+
+
+def _psi_some_ms(text):
+    m = re.search(r"some .*?total=(\d+)", text or "")
+    return int(m.group(1)) / 1000 if m else None
 
 
 def host_gap_ms(run, boot=-1):
@@ -173,6 +183,7 @@ def outcome(run, workload, guard, series):
         run_outcome=run.outcome,
         finished=run.outcome == "finished" and facts.get("finished") == "1" and "done" in facts,
         worst_gap_ms=num("worst_gap_ms"), host_gap_ms=host_gap_ms(run), idle_gap_ms=num("idle_gap_ms"),
+        psi_some_ms=_psi_some_ms(facts.get("psi_memory")),
         kills=_kills(facts, workload), bystander_alive=facts.get("bystander_alive") == "1",
         facts=facts)
 
@@ -180,12 +191,15 @@ def outcome(run, workload, guard, series):
 # ------------------------------------------------------------------ verdicts
 
 # With stall protection on, no freeze may reach this. The aim is 2 s; the
-# bound is wider because one TCG run on a shared 2-core host can double a
-# figure (see docs/stall.md for the measured spread).
-PROTECTED_MAX_GAP_MS = 5000
-# With it off, the same workload must freeze at least this long, or the
-# scenario proves nothing about the protection.
-UNPROTECTED_MIN_GAP_MS = 8000
+# bound is much wider because on a loaded host a TCG guest sees multi-second
+# gaps from host starvation alone (measured: 31 s in a swapleak run whose
+# guest had no memory pressure at all, see docs/stall.md). What tells a
+# working protection from a broken one is the kill: the thrash and the leak
+# never make the kernel's OOM killer fire by themselves.
+PROTECTED_MAX_GAP_MS = 10000
+# With it off, the thrash must still freeze the guest (measured 2.8 s with
+# nothing else running, 0.6 s with protection on) and nobody is killed.
+UNPROTECTED_MIN_GAP_MS = 2000
 
 
 def _common(e, o):
@@ -222,6 +236,8 @@ def check_unprotected(workload):
         if not _common(e, o):
             return
         e.equal("psi_param", 0)
+        e.that(not o.kills, f"processes were killed without stall protection: {o.kill_summary()} "
+               "(the thrash should never reach the kernel's OOM killer)")
         e.that(o.worst_gap_ms is not None and o.worst_gap_ms >= UNPROTECTED_MIN_GAP_MS,
                f"worst freeze only {o.worst_gap_ms} ms without stall protection: the workload no longer "
                f"shows the freeze (needs >= {UNPROTECTED_MIN_GAP_MS} ms)")
@@ -261,11 +277,13 @@ def summarize(outcomes, workloads, guards):
             gaps = [o.worst_gap_ms for o in sel if o.worst_gap_ms is not None]
             host = [o.host_gap_ms for o in sel if o.host_gap_ms is not None]
             idle = [o.idle_gap_ms for o in sel if o.idle_gap_ms is not None]
+            psi = [o.psi_some_ms for o in sel if o.psi_some_ms is not None]
             rows.append(dict(
                 workload=w, guard=g, n=len(sel),
                 min=min(gaps) if gaps else None, median=statistics.median(gaps) if gaps else None,
                 max=max(gaps) if gaps else None, host_max=max(host) if host else None,
                 idle_max=max(idle) if idle else None,
+                psi_median=statistics.median(psi) if psi else None,
                 kills=sum(len(o.kills) for o in sel), innocent=sum(len(o.innocent) for o in sel),
                 innocent_names=sorted({k.comm for o in sel for k in o.innocent}),
                 victims=sorted({k.comm for o in sel for k in o.kills}),
@@ -288,16 +306,18 @@ def markdown(rows, meta):
         "",
         "Worst freeze = the longest gap between two beats of a 100 ms heartbeat during the "
         "workload, in seconds (guest clock; host clock max in its own column). Idle max = the same "
-        "measure over the 4 s before the workload: the noise of the host itself.",
+        "measure over the 4 s before the workload: the noise of the host itself. Memory stall = "
+        "PSI `some` total of the boot (median): near 0 means the workload never pressed on memory "
+        "and any freeze came from elsewhere (CPU, a starved host).",
         "",
-        "| workload | guard | runs | worst freeze min | median | max | host max | idle max | kills | "
-        "victims | innocent kills | bystander died | unfinished |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| workload | guard | runs | worst freeze min | median | max | host max | idle max | memory stall | "
+        "kills | victims | innocent kills | bystander died | unfinished |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['workload']} | {r['guard']} | {r['n']} | {_fmt_s(r['min'])} | {_fmt_s(r['median'])} | "
-            f"{_fmt_s(r['max'])} | {_fmt_s(r['host_max'])} | {_fmt_s(r['idle_max'])} | {r['kills']} | {', '.join(r['victims']) or '–'} | "
+            f"{_fmt_s(r['max'])} | {_fmt_s(r['host_max'])} | {_fmt_s(r['idle_max'])} | {_fmt_s(r['psi_median'])} | {r['kills']} | {', '.join(r['victims']) or '–'} | "
             f"{r['innocent']}{' (' + ', '.join(r['innocent_names']) + ')' if r['innocent_names'] else ''} | "
             f"{r['bystander_dead']} | {r['unfinished']} |")
     lines.append("")

@@ -189,6 +189,19 @@ knob() {
 
 # Workload bodies, run inside the stall-workload unit.
 
+# Storm: N hogs grow as fast as they can to MB MiB each (more than RAM in
+# all) and hold it; each one the OOM killer takes is started again after
+# half a second, so the machine runs from one OOM to the next.
+stall_storm_body() {
+	local seconds=$1 n=$2 mb=$3 i
+	for ((i = 0; i < n; i++)); do
+		(while :; do "$STALL/hog" -e "$STALL_PERL" 0 0 0 "$mb"; sleep 0.5; done) &
+	done
+	sleep "$seconds"
+	# shellcheck disable=SC2046  # one word per pid
+	kill $(jobs -p) 2>/dev/null
+}
+
 # Page-cache thrash: a greedy hog keeps MemAvailable at FLOOR_MB with
 # anonymous memory while a reader streams the root disk (larger than RAM)
 # through the page cache, so every program's code is evicted and read back.
