@@ -27,7 +27,7 @@ def fake_run(facts, outcome="finished", boots=1):
     bs = [qemu.Boot(index=i + 1, facts=dict(facts), fact_times={}, ticks=[], started=0.0)
           for i in range(boots)]
     return qemu.Run(outcome=outcome, detail="", boots=bs, wall_s=1.0, console="", results="",
-                    panics=[], kernel_starts=boots)
+                    panics=[], warnings=[], kernel_starts=boots)
 
 
 class Results(unittest.TestCase):

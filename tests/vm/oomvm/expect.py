@@ -48,6 +48,8 @@ class Expect:
             self.fail(run.detail or run.outcome)
         if not run.boots:
             self.fail("the harness never started (no OOMTEST boot= line); see console.log")
+            if run.warnings:
+                self.fail(f"console: {run.warnings[0]}")
             return False
         if len(run.boots) != boots:
             self.fail(f"expected {boots} boot(s) reaching the harness, saw {len(run.boots)}")

@@ -43,6 +43,8 @@ MIRRORS = [
 SERIES = list(versions.KERNEL_METAPACKAGES)
 # Bump when the mmdebstrap call below changes in a way that changes the tree.
 BASE_RECIPE_VERSION = 1
+# Bump when the project-image steps below change what ends up in the image.
+IMAGE_RECIPE_VERSION = 1
 
 # The initrd flavours built for every kernel: name -> extra dracut arguments,
 # or None for initramfs-tools.
@@ -140,9 +142,8 @@ def _project_key(base):
     repo_files = cache.project_files(REPO)
     # The suite itself is not in the image (the harness comes on its own disk).
     inputs = [f for f in repo_files if not f.startswith("tests/vm/") and not f.endswith(".md")]
-    recipe = cache.hash_files(HERE, ["oomvm/image.py", "oomvm/chroot.py",
-                                     *[str(p.relative_to(HERE)) for p in (HERE / "image/etc").rglob("*")]])
-    return cache.key_of(base.name, cache.hash_files(REPO, inputs), recipe)
+    recipe = cache.hash_files(HERE, [str(p.relative_to(HERE)) for p in (HERE / "image/etc").rglob("*")])
+    return cache.key_of(base.name, cache.hash_files(REPO, inputs), IMAGE_RECIPE_VERSION, recipe)
 
 
 def project_image():
@@ -268,7 +269,7 @@ def harness_disk(out):
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
     subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-L", "oomtest",
-                    "-d", str(HERE / "guest"), str(out), "8M"], check=True)
+                    "-d", str(HERE / "guest"), str(out), "8M"], check=True, capture_output=True)
     return out
 
 

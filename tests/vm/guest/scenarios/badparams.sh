@@ -7,7 +7,7 @@ for key in $OOM_EXT_KEYS; do
 	value=$(cmdline_value "oom_ext.$key")
 	[ -n "$value" ] || continue
 	# The kernel's own "Kernel command line:" echo does not count.
-	matches=$(journalctl -b -o cat --no-pager | grep -F "oom_ext.$key" | grep -v 'ommand line')
+	matches=$(journalctl -b -o cat --no-pager | grep -F "oom_ext.$key=" | grep -v 'ommand line')
 	result "badlog_count.$key" "$(printf '%s' "$matches" | grep -c .)"
 	result "badlog.$key" "$(printf '%s\n' "$matches" | head -n 1)"
 done

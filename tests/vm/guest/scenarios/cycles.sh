@@ -56,7 +56,9 @@ bad_write() {   # bad_write FILE VALUE
 	n=$((n + 1))
 }
 long=/$(printf 'a%.0s' $(seq 300))
-for v in -1 4097 abc "" 99999999999 "1 2" 0x10; do bad_write $sys/bufsize "$v"; done
+# Not here: "1 2" and "0x10", which every kernel int sysctl accepts (the
+# first number; base prefixes), so they are not bad values for this one.
+for v in -1 4097 abc "" 99999999999 12abc; do bad_write $sys/bufsize "$v"; done
 for v in -1 86401 1e3; do bad_write $sys/gracetime "$v"; done
 for v in -1 86401 x; do bad_write $sys/resettime "$v"; done
 for v in 2 -1 yes; do bad_write $sys/crashflag "$v"; done

@@ -7,6 +7,7 @@
 if [ "$BOOT" = 1 ]; then
 	result kernel_panic "$(cat /proc/sys/kernel/panic)"
 	result boot_id "$(cat /proc/sys/kernel/random/boot_id)"
+	report_mode
 	report_status status_before
 	# shellcheck disable=SC2086
 	load hog $HOG_ARGS --timeout 600s
