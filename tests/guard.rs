@@ -272,6 +272,30 @@ fn kernel_mode_reads_the_module_status_and_sighup_reloads() {
             && json.contains("\"guard_running\":true"),
         "{json}"
     );
+    let prom_dir = root.join("textfile");
+    std::fs::create_dir_all(&prom_dir).unwrap();
+    let st = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
+        .arg("--root")
+        .arg(&root)
+        .args(["status", "--textfile"])
+        .arg(&prom_dir)
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let prom = std::fs::read_to_string(prom_dir.join("oom_ext.prom")).unwrap();
+    for want in [
+        "oom_ext_mode{mode=\"kernel\"} 1",
+        "oom_ext_buffer_bytes 33554432",
+        "oom_ext_guard_up 1",
+        "oom_ext_in_oom 0",
+    ] {
+        assert!(prom.contains(want), "{want} missing in:\n{prom}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&prom_dir).unwrap().count(),
+        1,
+        "temp file left behind"
+    );
     assert!(stop(child).success());
     std::fs::remove_dir_all(root).unwrap();
 }
@@ -282,5 +306,109 @@ fn off_mode_guard_exits_at_once() {
     let st = guard(&root, &[]).0.wait().unwrap();
     assert!(st.success());
     assert!(!root.join("run/oom-ext/guard.pid").exists());
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+/// A fake root whose /dev/kmsg is a FIFO the test writes kernel-log lines
+/// into. The test holds it open read-write from the start, so the FIFO never
+/// loses its last writer (which would hang it up for the guard).
+fn fifo_root(tag: &str, params: &str) -> (PathBuf, std::fs::File) {
+    let root = fake_root(tag, "fallback", params);
+    std::fs::remove_file(root.join("dev/kmsg")).unwrap();
+    nix::unistd::mkfifo(
+        &root.join("dev/kmsg"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("proc/meminfo"),
+        "MemTotal: 4000000 kB\nMemAvailable: 3000000 kB\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("proc/vmstat"), "nr_free_pages 1\noom_kill 0\n").unwrap();
+    std::fs::write(root.join("proc/sys/kernel/osrelease"), "6.1.0-56-amd64\n").unwrap();
+    let fifo = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(root.join("dev/kmsg"))
+        .unwrap();
+    (root, fifo)
+}
+
+const KILL: &str =
+    "Out of memory: Killed process 4242 (hog) total-vm:528388kB, anon-rss:401232kB, file-rss:4kB\n";
+
+#[test]
+fn fallback_oom_cycle_flag_release_end_rearm() {
+    use std::io::Write;
+    let (root, mut kmsg) = fifo_root("cycle", "bufsize=1\nresettime=1\npsi=0\n");
+    let child = guard(&root, &[]);
+    wait_for(&root.join("run/oom-ext/guard.state"), "state=armed");
+    kmsg.write_all(KILL.as_bytes()).unwrap();
+    let state = wait_for(&root.join("run/oom-ext/guard.state"), "state=oom");
+    assert!(
+        state.contains("buffer_bytes=0") && state.contains("releases=1"),
+        "{state}"
+    );
+    let flag = wait_for(&root.join("oomflag"), "victim=");
+    assert!(
+        flag.starts_with("oom_ext_flag=1\nsource=vmstat\n"),
+        "{flag}"
+    );
+    assert!(
+        flag.contains("kernel=6.1.0-56-amd64\n") && flag.contains("mem_available_kb=3000000\n"),
+        "{flag}"
+    );
+    assert!(flag.contains("victim=4242 hog 401232\n"), "{flag}");
+    // 5 s without evidence and enough memory: the state ends, the flag goes,
+    // the buffer comes back after resettime (1 s).
+    let state = wait_for(&root.join("run/oom-ext/guard.state"), "rearms=1");
+    assert!(
+        state.contains("state=armed") && state.contains("buffer_bytes=1048576"),
+        "{state}"
+    );
+    assert!(
+        !root.join("oomflag").exists(),
+        "flag left after the OOM state ended"
+    );
+    assert!(stop(child).success());
+    drop(kmsg);
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn fallback_gracetime_marks_the_flag_and_reboots() {
+    use std::io::Write;
+    let (root, mut kmsg) = fifo_root("grace", "bufsize=1\ngracetime=1\npsi=0\n");
+    let g = guard(&root, &[]);
+    wait_for(&root.join("run/oom-ext/guard.state"), "state=armed");
+    kmsg.write_all(KILL.as_bytes()).unwrap();
+    // Against a fake root the guard records the reboot instead of doing it.
+    wait_for(&root.join("run/oom-ext/reboot-requested"), "1");
+    let flag = std::fs::read_to_string(root.join("oomflag")).unwrap();
+    assert!(flag.ends_with("gracetime_reboot=1\n"), "{flag}");
+    let mut g = g;
+    let start = Instant::now();
+    while g.0.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "guard went on after the reboot request"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The next boot's report names the hang.
+    let out = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
+        .arg("--root")
+        .arg(&root)
+        .arg("report")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ended by:    gracetime reboot") && text.contains("pid 4242 hog"),
+        "{text}"
+    );
+    drop(kmsg);
     std::fs::remove_dir_all(root).unwrap();
 }

@@ -56,7 +56,7 @@ echo "flags: ${OOM_EXT_BENCH_CFLAGS:-none}"
 for kver in $kvers; do
 	initrd="$out/$kver.initrd.gz"
 	build_initramfs "$out/ko/$kver/oom_ext.ko" "$out/hog" "$initrd"
-	rel=() rearm=() kills=() hog=() calls=()
+	rel=() rearm=() kills=() hog=() calls=() room=()
 	for i in $(seq "$n"); do
 		log="$out/$kver.$i.log"
 		boot_vm "$(vmlinuz_of "$kver")" "$initrd" bench "$log" 300 || true
@@ -72,6 +72,7 @@ for kver in $kvers; do
 		kills+=("$(get oom_kills)")
 		calls+=("$(get oom_calls)")
 		hog+=("$(get hog_runtime_ms)")
+		room+=("$(get free_at_kill_kb)")
 	done
 	[ ${#rel[@]} -gt 0 ] || { echo "[$kver] no results"; continue; }
 	echo "== $kver (${#rel[@]} boots)"
@@ -80,4 +81,5 @@ for kver in $kvers; do
 	stats "oom_calls" "${calls[@]}"
 	stats "oom_kills" "${kills[@]}"
 	stats "hog_runtime_ms" "${hog[@]}"
+	stats "free_at_kill_kb" "${room[@]}"
 done

@@ -17,6 +17,9 @@
 #   OOM_EXT_KERNEL   a vmlinuz to use instead of Debian's 6.1 package
 # Prints PASS/FAIL per test and "N passed, N failed" at the end.
 
+# Braces: bash parses the whole script before running it, so editing the
+# file while it runs cannot break a run.
+{
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -148,7 +151,7 @@ build_and_boot() {
     (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$img" || die "cpio failed"
     timeout "$boot_timeout" qemu-system-x86_64 -accel tcg -m 512 -smp 1 -nographic -no-reboot \
         -kernel "$kernel" -initrd "$img" -nic none \
-        -append "console=ttyS0 loglevel=4 panic=-1 rdinit=/init oom_ext.bufsize=16" \
+        -append "console=ttyS0 loglevel=4 panic=-1 no_timer_check rdinit=/init oom_ext.bufsize=16" \
         < /dev/null > "$log" 2>&1
 }
 
@@ -174,6 +177,12 @@ if tr -d '\r' < "$log" | grep -Eq '^HOOKTEST kmsg: .*oom-ext\[[0-9]+\]: '; then
     pass "normal/init-log-line"
 else
     fail "normal/init-log-line" "no 'oom-ext[PID]: ' line in the kernel log"
+fi
+# The command line's oom_ext.bufsize=16 reached the binary (its summary line).
+if tr -d '\r' < "$log" | grep -Eq '^HOOKTEST kmsg: .*oom-ext\[[0-9]+\]: .*bufsize=16\b'; then
+    pass "normal/cmdline-parameter-applied"
+else
+    fail "normal/cmdline-parameter-applied" "no init log line with bufsize=16 (from oom_ext.bufsize=16)"
 fi
 before=$(value guard-before "$log")
 after=$(value guard-after "$log")
@@ -216,4 +225,5 @@ else
 fi
 
 echo "$passed passed, $failed failed"
-((failed == 0))
+exit $((failed == 0 ? 0 : 1))
+}

@@ -135,7 +135,14 @@ impl Machine {
     }
 
     /// The state word for status files: armed | oom | recovering | off.
-    pub fn state_word(&self) -> &'static str {
+    pub fn state_word(&self) -> &str {
+        if self.mode == Mode::Kernel {
+            // The module owns the state in kernel mode.
+            return match self.module_state.as_deref() {
+                Some(s) => s,
+                None => "unknown",
+            };
+        }
         if self.oom.is_some() {
             "oom"
         } else if self.rearm_at.is_some() {

@@ -6,9 +6,10 @@ mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; m
 say() { echo "SMOKE $*"; }
 rel=$(uname -r)
 mkdir -p /lib/modules/$rel
-if [ -e /oom_ext.ko ]; then
-	mkdir -p /lib/modules/$rel/extra; mv /oom_ext.ko /lib/modules/$rel/extra/
-	echo "extra/oom_ext.ko:" > /lib/modules/$rel/modules.dep
+ko=$(ls /oom_ext.ko* 2>/dev/null | head -1)
+if [ -n "$ko" ]; then
+	mkdir -p /lib/modules/$rel/extra; mv $ko /lib/modules/$rel/extra/
+	echo "extra/${ko#/}:" > /lib/modules/$rel/modules.dep
 else
 	: > /lib/modules/$rel/modules.dep
 fi
@@ -22,7 +23,8 @@ pid=$(cat /run/oom-ext/guard.pid)
 say guard_pid=$pid guard_argv0=$(cut -d '' -f1 /proc/$pid/cmdline | tr -d '\0' | cut -c1-14)
 say guard_oom_score_adj=$(cat /proc/$pid/oom_score_adj)
 say guard_state_before=$(grep -E '^(state|psi|buffer_bytes)=' /run/oom-ext/guard.state | tr '\n' ,)
-grep -E 'VmRSS|RssAnon|RssFile|VmLck' /proc/$pid/status | tr -s ' \t' ' ' | sed 's/^/SMOKE guard_/'
+# smaps_rollup walks the page tables (status counters are approximate).
+grep -E '^(Rss|Anonymous|Locked):' /proc/$pid/smaps_rollup | tr -s ' \t' ' ' | sed 's/^/SMOKE guard_/'
 v0=$(grep voluntary_ctxt /proc/$pid/status | head -1 | tr -dc 0-9)
 sleep 5
 v1=$(grep voluntary_ctxt /proc/$pid/status | head -1 | tr -dc 0-9)

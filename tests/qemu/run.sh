@@ -1,7 +1,7 @@
 #!/bin/bash
 # Boots a real Debian kernel (QEMU TCG) with a busybox initramfs holding the
 # release oom-ext binary and runs init.sh: init, guard, an OOM storm and a
-# switch_root. Usage: tests/qemu/run.sh KERNEL_IMAGE [oom_ext.ko] [EXTRA_CMDLINE]
+# switch_root. Usage: tests/qemu/run.sh KERNEL_IMAGE [oom_ext.ko|oom_ext.ko.xz] [EXTRA_CMDLINE]
 # Prints the "SMOKE" lines; full console log in $OUT/console.log.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,7 +18,11 @@ cp /bin/busybox "$ir/bin/busybox"
 cp "$bin" "$ir/usr/sbin/oom-ext"
 gcc -static -O2 -o "$ir/hog" "$here/hog.c"
 cp "$here/init.sh" "$ir/init"; cp "$here/init2.sh" "$ir/init2.sh"; chmod +x "$ir/init" "$ir/init2.sh"
-[ -n "$ko" ] && cp "$ko" "$ir/oom_ext.ko"
+# A .ko.xz is loaded with MODULE_INIT_COMPRESSED_FILE (the kernel decompresses).
+case "$ko" in
+*.ko.xz) cp "$ko" "$ir/oom_ext.ko.xz" ;;
+*.ko) cp "$ko" "$ir/oom_ext.ko" ;;
+esac
 (cd "$ir" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT/initramfs.gz"
 timeout --foreground -k 5 400 qemu-system-x86_64 -accel tcg -m 256 -smp 1 -display none -monitor none \
 	-serial "file:$OUT/console.log" -no-reboot -kernel "$kernel" -initrd "$OUT/initramfs.gz" \

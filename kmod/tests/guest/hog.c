@@ -4,6 +4,8 @@
  *   hog                     touch memory 1 MiB at a time until killed
  *   hog pollwait FILE MS    read FILE, then poll() it for POLLPRI|POLLERR:
  *                           prints "event" (exit 0) or "timeout" (exit 1)
+ *   hog hold MIB            touch MIB MiB, print "held", then sleep until
+ *                           killed
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -41,6 +43,19 @@ int main(int argc, char **argv)
 
 	if (argc == 4 && !strcmp(argv[1], "pollwait"))
 		return pollwait(argv[2], atoi(argv[3]));
+	if (argc == 3 && !strcmp(argv[1], "hold")) {
+		for (long i = atol(argv[2]); i > 0; i--) {
+			char *p = malloc(step);
+
+			if (!p)
+				return 1;
+			memset(p, 0x5a, step);
+		}
+		puts("held");
+		fflush(stdout);
+		for (;;)
+			pause();
+	}
 
 	fd = open("/proc/self/oom_score_adj", O_WRONLY);
 	if (fd >= 0) {

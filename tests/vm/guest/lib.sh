@@ -118,7 +118,7 @@ vmstat() { awk -v k="$1" '$1 == k {print $2}' /proc/vmstat; }
 # (--vm-bytes is the total, shared by the workers), kept resident; stress-ng
 # restarts the workers the OOM killer takes.
 # shellcheck disable=SC2034 # used by the scenario scripts
-HOG_ARGS="stress-ng --vm 3 --vm-bytes 700M --vm-keep"
+HOG_ARGS="stress-ng --vm 6 --vm-bytes 1200M --vm-keep --vm-populate"
 
 # The last lines a workload unit printed (why it did what it did).
 unit_log() { journalctl -b -u "$1" -o cat --no-pager | tail -n "${2:-4}" | tr '\n' '|'; }

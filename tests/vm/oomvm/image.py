@@ -138,10 +138,8 @@ class Image:
 
 def _project_key(base):
     repo_files = cache.project_files(REPO)
-    # The host-side suite does not go into the image; the guest harness does.
-    inputs = [f for f in repo_files
-              if not (f.startswith("tests/vm/") and not f.startswith("tests/vm/guest/"))
-              and not f.endswith(".md")]
+    # The suite itself is not in the image (the harness comes on its own disk).
+    inputs = [f for f in repo_files if not f.startswith("tests/vm/") and not f.endswith(".md")]
     recipe = cache.hash_files(HERE, ["oomvm/image.py", "oomvm/chroot.py",
                                      *[str(p.relative_to(HERE)) for p in (HERE / "image/etc").rglob("*")]])
     return cache.key_of(base.name, cache.hash_files(REPO, inputs), recipe)
@@ -186,22 +184,10 @@ def _install_vm_config(tree):
     shutil.copytree(HERE / "image/etc", tree / "etc", dirs_exist_ok=True, symlinks=True)
 
 
-def _install_harness(tree):
-    opt = tree / "opt/oomtest"
-    shutil.copytree(HERE / "guest", opt, dirs_exist_ok=True)
-    unit = tree / "etc/systemd/system/oomtest.service"
-    shutil.copy(HERE / "guest/oomtest.service", unit)
-    wants = tree / "etc/systemd/system/multi-user.target.wants"
-    wants.mkdir(parents=True, exist_ok=True)
-    (wants / "oomtest.service").unlink(missing_ok=True)
-    (wants / "oomtest.service").symlink_to("/etc/systemd/system/oomtest.service")
-
-
 def _install_everything(tree, kernels, step, log):
     """Install harness and project; returns {step: "ok" | reason}."""
     status = {}
     _install_vm_config(tree)
-    _install_harness(tree)
 
     say("make install DESTDIR=<guest> PREFIX=/usr")
     if not (REPO / "Makefile").exists():
@@ -275,6 +261,15 @@ def _build_initrds(tree, kernels, log):
         for flavour in ("dracut", "dracut-shell"):
             problems[flavour].append("built without oom-ext: no dracut module 90oom-ext installed")
     return {flavour: "; ".join(p) or "ok" for flavour, p in problems.items()}
+
+
+def harness_disk(out):
+    """A small read-only ext4 disk with tests/vm/guest/, mounted at /opt/oomtest by oomtest.service."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-L", "oomtest",
+                    "-d", str(HERE / "guest"), str(out), "8M"], check=True)
+    return out
 
 
 def _pack(tree, out, kernels, step):

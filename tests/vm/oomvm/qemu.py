@@ -16,9 +16,20 @@ import re
 import subprocess
 import time
 
-RESULT_RE = re.compile(r"OOMTEST (\S+)=(.*)")
+RESULT_RE = re.compile(r"OOMTEST ([^\s=]+)=(.*)")
 TICK_RE = re.compile(r"OOMTEST tick (\d+)")
 PANIC_RE = re.compile(r"Kernel panic - not syncing.*|BUG: .*|Oops: .*")
+# After the harness said done=1 the guest only powers off: allow this long.
+POWEROFF_GRACE_S = 60
+
+_live = set()          # running QEMU processes, for kill_all()
+
+
+def kill_all():
+    """Kill every guest this process started (on interrupt)."""
+    for proc in list(_live):
+        if proc.poll() is None:
+            proc.kill()
 
 
 @dataclasses.dataclass
@@ -81,8 +92,8 @@ class _Tail:
         return [c.decode(errors="replace").rstrip("\r") for c in chunks]
 
 
-def boot(*, outdir, image, kernel, initrd, cmdline, expect_reboots=0,
-         timeout_s=600, hang_s=120, memory_mb=512, extra_args=()):
+def boot(*, outdir, image, harness, kernel, initrd, cmdline, expect_reboots=0,
+         timeout_s=600, hang_s=180, memory_mb=512, extra_args=()):
     """Boot `image` (raw, shared read-only through a qcow2 overlay) and wait for it to finish.
 
     `extra_args`: more QEMU arguments, e.g. a second drive (the stall suite's swap disk).
@@ -102,9 +113,12 @@ def boot(*, outdir, image, kernel, initrd, cmdline, expect_reboots=0,
         "-device", "virtio-serial-pci", "-device", "virtconsole,chardev=results",
         "-device", "virtio-rng-pci",
         "-drive", f"file={overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
+        "-drive", f"file={harness},if=virtio,format=raw,readonly=on",
         "-kernel", str(kernel), "-initrd", str(initrd),
         # mitigations=off: page-table isolation and friends are very costly under TCG.
-        "-append", f"root=/dev/vda rw console=ttyS0 mitigations=off {cmdline}",
+        # no_timer_check: on a loaded host the early IO-APIC timer check can
+        # fail under TCG and panic at 0.05 s (seen by the stall suite).
+        "-append", f"root=/dev/vda rw console=ttyS0 mitigations=off no_timer_check {cmdline}",
         *extra_args,
     ]
     if not expect_reboots:
@@ -114,6 +128,8 @@ def boot(*, outdir, image, kernel, initrd, cmdline, expect_reboots=0,
     started = time.monotonic()
     qemu = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(outdir / "qemu.out", "w"),
                             stderr=subprocess.STDOUT)
+    _live.add(qemu)
+    done_at = None
     ctail, rtail = _Tail(console), _Tail(results)
     boots, panics, kernel_starts = [], [], 0
     last_output = started
@@ -148,6 +164,8 @@ def boot(*, outdir, image, kernel, initrd, cmdline, expect_reboots=0,
                 if boots:
                     boots[-1].facts[key] = value
                     boots[-1].fact_times[key] = t
+                if key == "done" and len(boots) > expect_reboots:
+                    done_at = now
             stamped.flush()
             if exited:
                 rc = qemu.returncode
@@ -158,13 +176,16 @@ def boot(*, outdir, image, kernel, initrd, cmdline, expect_reboots=0,
                 else:
                     outcome = "finished"
                 break
+            if done_at is not None and now - done_at > POWEROFF_GRACE_S:
+                outcome, detail = "finished", f"(guest did not power off within {POWEROFF_GRACE_S} s; killed)"
+                break
             if panics and not expect_reboots and now - last_output > 5:
                 outcome, detail = "panic", panics[0]
                 break
             if now - last_output > hang_s:
                 outcome, detail = "hung", f"hung: no console output for {hang_s} s (at {t:.0f} s)"
                 break
-            if t > timeout_s:
+            if t > timeout_s and done_at is None:
                 outcome, detail = "timeout", f"timeout: still running after {timeout_s} s"
                 break
             time.sleep(0.2)
@@ -172,6 +193,7 @@ def boot(*, outdir, image, kernel, initrd, cmdline, expect_reboots=0,
         if qemu.poll() is None:
             qemu.kill()
             qemu.wait()
+        _live.discard(qemu)
         stamped.close()
     return Run(outcome=outcome, detail=detail, boots=boots, wall_s=time.monotonic() - started,
                console=str(console), results=str(results), panics=panics, kernel_starts=kernel_starts)

@@ -27,7 +27,7 @@ class Scenario:
     needs: tuple = PROJECT + ("dracut",)
     script: str = ""                  # guest script, default: the name
     reboots: int = 0                  # reboots the guest must do by itself
-    timeout_s: int = 420
+    timeout_s: int = 600
     qemu_args: object = None          # function(outdir) -> extra QEMU arguments, or None
 
     @property
@@ -197,6 +197,24 @@ def check_cycles(e):
     e.equal("resize_back", 32 * MiB)
 
 
+def check_storm_control(e):
+    """Negative control: the same storm on a bare kernel (oom_ext=0) must fail check_storm.
+
+    Proves the storm check can fail: without oom_ext nothing is released,
+    flagged or re-armed, and the check has to say so.
+    """
+    from .expect import Expect
+    if not e.finished():
+        return
+    probe = Expect(e.run)
+    check_storm(probe)
+    e.at_least("oom_kills", 1)          # the storm did hit the OOM killer
+    missing = [m for m in ("status_after.releases", "flag_seen_in_oom", "rearmed")
+               if not any(m in f for f in probe.failures)]
+    e.that(not missing, f"check_storm did not notice the missing {missing} on a bare kernel "
+           f"(its failures: {probe.failures})")
+
+
 BOOT_PARAMS = "oom_ext.bufsize=24 oom_ext.resettime=61"
 
 
@@ -219,15 +237,17 @@ SCENARIOS = [
     Scenario("badparams-path", "issue 2.2: an over-long crash-flag path is refused",
              check_badparams_path, f"oom_ext.crashflag_name={LONG_PATH}", script="badparams"),
     Scenario("storm", "issue 2.3: OOM storm releases, flags, recovers and re-arms",
-             check_storm, "oom_ext.resettime=20", timeout_s=480),
+             check_storm, "oom_ext.resettime=20", timeout_s=720),
+    Scenario("storm-control", "negative control: the storm check fails on a bare kernel (oom_ext=0)",
+             check_storm_control, "oom_ext=0", script="storm", kernels=("6.1",), timeout_s=720),
     Scenario("gracetime", "issue 2.4: persistent OOM with gracetime reboots; next boot reports",
-             check_gracetime, "oom_ext.gracetime=20", reboots=1, timeout_s=600),
+             check_gracetime, "oom_ext.gracetime=20", reboots=1, timeout_s=900),
     Scenario("fallback", "issue 2.5: module refused -> userspace fallback, boot completes",
              check_fallback, "module_blacklist=oom_ext oom_ext.bufsize=40", needs=PROJECT),
     Scenario("symlink", "issue 2.6: a symlinked crash-flag path is not followed",
              check_symlink, "oom_ext.crashflag_name=/tmp/oomflag"),
     Scenario("cycles", "issue 2.7: load/unload cycles and bad sysctl writes",
-             check_cycles, "", timeout_s=480),
+             check_cycles, "", timeout_s=720),
     Scenario("initrd-dracut-shell", "issue 5: dracut shell initrd, params + guard survives",
              check_initrd, BOOT_PARAMS, initrd="dracut-shell", script="initrd"),
     Scenario("initrd-initramfs-tools", "issue 5: initramfs-tools, params + guard survives",

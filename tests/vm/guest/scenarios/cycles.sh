@@ -64,9 +64,11 @@ for v in relative/flag "" /a/../b "$long"; do bad_write $sys/crashflag_name "$v"
 for v in 2 0 abc; do bad_write /sys/kernel/oom_ext/trigger "$v"; done
 result badwrites_total "$n"
 
-echo 16 > $sys/bufsize && sleep 1
+# Resizing may finish in a work item: wait (bounded) for the status to say so.
+status_is() { [ "$(status_get "$1")" = "$2" ]; }
+echo 16 > $sys/bufsize && wait_until 20 status_is reserved_bytes $((16 << 20))
 result resize_16 "$(status_get reserved_bytes)"
-echo 0 > $sys/bufsize && sleep 1
+echo 0 > $sys/bufsize && wait_until 20 status_is state off
 result resize_0_state "$(status_get state)"
-echo 32 > $sys/bufsize && sleep 1
+echo 32 > $sys/bufsize && wait_until 20 status_is reserved_bytes $((32 << 20))
 result resize_back "$(status_get reserved_bytes)"

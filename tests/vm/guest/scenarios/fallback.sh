@@ -7,5 +7,6 @@ if grep -q '^oom_ext ' /proc/modules; then result module_loaded 1; else result m
 report_mode
 report_guard
 report_status_json
-result fallback_log "$(journalctl -b -o cat --no-pager | grep -iE 'oom-ext.*(fallback|blacklist|not permitted|refused)' | head -n 1)"
+# (-o short: kernel-log lines keep their "oom-ext[PID]:" tag there)
+result fallback_log "$(journalctl -b -o short-monotonic --no-pager | grep -iE 'oom-ext.*(fallback|blacklist|not permitted|refused)' | head -n 1)"
 result system_state "$(systemctl is-system-running 2>/dev/null)"

@@ -1,14 +1,14 @@
 # shellcheck shell=bash
 # stall-swapleak: a leak into swap on a slow, throttled second disk
-# (/dev/vdb, given by the host): no OOM for a long time, only freezes while
+# (/dev/vdc, given by the host; vdb is the harness disk): no OOM for a long time, only freezes while
 # pages crawl to and from the disk.
 # shellcheck disable=SC1091  # guest paths
 . /opt/oomtest/scenarios/stall-lib.sh
-if [ ! -b /dev/vdb ]; then
-	result error "no /dev/vdb: the host did not attach the swap disk"
+if [ ! -b /dev/vdc ]; then
+	result error "no /dev/vdc: the host did not attach the swap disk"
 	exit 1
 fi
-mkswap -q /dev/vdb >/dev/null && swapon /dev/vdb
+mkswap -q /dev/vdc >/dev/null && swapon /dev/vdc
 result swapon_rc $?
 stall_setup_guard
 secs=$(knob leak_s 60)

@@ -48,4 +48,4 @@ else
 	result link_unchanged 0
 fi
 if [ -e /etc/oom-ext-pwned ]; then result created_elsewhere 1; else result created_elsewhere 0; fi
-result refusal_log "$(journalctl -b -o cat --no-pager | grep -iE 'oom.ext.*(symlink|ELOOP|refus|not follow)' | head -n 2 | tr '\n' '|')"
+result refusal_log "$(journalctl -b -o short-monotonic --no-pager | grep -iE 'oom.ext.*(symlink|ELOOP|refus|not follow)' | head -n 2 | tr '\n' '|')"

@@ -1,0 +1,15 @@
+#![no_main]
+//! Crash flags, module status, kernel log lines: any bytes, no panic.
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(d) = oom_ext::flag::parse(data) {
+        for v in &d.victims {
+            assert_eq!(v.line().matches('\n').count(), 1);
+        }
+    }
+    let s = String::from_utf8_lossy(data);
+    let _ = oom_ext::status::parse(&s);
+    let _ = oom_ext::guard::oomkill::parse_kill(&s);
+    let _ = oom_ext::modload::find_in_modules_dep(&s, "oom_ext");
+});
