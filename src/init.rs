@@ -227,6 +227,34 @@ pub fn execute(root: &Root, plan: &Plan, log: &Log, spawn_guard: bool) -> Mode {
                 Mode::Kernel
             }
             LoadResult::AlreadyLoaded => Mode::Kernel,
+            LoadResult::Failed(why) if *compression != Compression::None && root.is_system() => {
+                match modload::find_modprobe(root)
+                    .map(|m| (modload::load_with_modprobe(&m, args), m))
+                {
+                    Some((LoadResult::Loaded | LoadResult::AlreadyLoaded, m)) => {
+                        log.notice(&format!(
+                            "kernel refused {} ({why}); loaded it through {} instead",
+                            path.display(),
+                            m.display()
+                        ));
+                        Mode::Kernel
+                    }
+                    Some((LoadResult::Failed(why2), _)) => {
+                        log.warn(&format!(
+                            "cannot load module {}: {why}; {why2}; using the userspace fallback guard",
+                            path.display()
+                        ));
+                        Mode::Fallback
+                    }
+                    None => {
+                        log.warn(&format!(
+                            "cannot load module {}: {why}; no modprobe to decompress it; using the userspace fallback guard",
+                            path.display()
+                        ));
+                        Mode::Fallback
+                    }
+                }
+            }
             LoadResult::Failed(why) => {
                 log.warn(&format!(
                     "cannot load module {}: {why}; using the userspace fallback guard",

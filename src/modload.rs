@@ -150,6 +150,41 @@ pub fn load(path: &std::path::Path, compression: Compression, args: &str) -> Loa
     }
 }
 
+/// Where modprobe lives, under `root`, if anywhere.
+pub fn find_modprobe(root: &Root) -> Option<std::path::PathBuf> {
+    [
+        "usr/sbin/modprobe",
+        "sbin/modprobe",
+        "usr/bin/modprobe",
+        "bin/modprobe",
+    ]
+    .iter()
+    .map(|p| root.join(p))
+    .find(|p| p.is_file())
+}
+
+/// Loads the module through modprobe. Used when the kernel refuses a
+/// compressed module that libkmod can still decompress itself (Debian 12's
+/// dkms compresses with xz's default CRC64 check, which the in-kernel xz
+/// decoder of 6.12 rejects with EINVAL).
+pub fn load_with_modprobe(modprobe: &std::path::Path, args: &str) -> LoadResult {
+    let out = std::process::Command::new(modprobe)
+        .arg(MODULE)
+        .args(args.split_whitespace())
+        .stdin(std::process::Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => LoadResult::Loaded,
+        Ok(o) => LoadResult::Failed(format!(
+            "{} {MODULE} failed ({}): {}",
+            modprobe.display(),
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => LoadResult::Failed(format!("cannot run {}: {e}", modprobe.display())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
