@@ -225,7 +225,7 @@ fn adopt_without_a_guard_daemonizes_and_writes_the_pidfile() {
     let start = Instant::now();
     while root.join("run/oom-ext/guard.pid").exists() {
         assert!(
-            start.elapsed() < Duration::from_secs(5),
+            start.elapsed() < Duration::from_secs(20),
             "daemon did not stop"
         );
         std::thread::sleep(Duration::from_millis(10));

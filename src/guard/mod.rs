@@ -208,6 +208,12 @@ pub fn run(root: &Root, log: &mut Log, opts: Options) -> i32 {
             return 1;
         }
     };
+    // Block the signals we handle before the pidfile announces us: a SIGTERM
+    // that arrives before the loop's signalfd exists must not kill the
+    // guard without its clean-up. The mask survives fork and exec.
+    if let Err(e) = handled_signals().thread_block() {
+        log.warn(&format!("cannot block signals: {e}"));
+    }
     if opts.adopt && !opts.resume {
         if let Err(e) = daemonize() {
             log.err(&format!("cannot daemonize: {e}"));
@@ -252,6 +258,15 @@ pub fn run(root: &Root, log: &mut Log, opts: Options) -> i32 {
 
 /// Set by [`daemonize`] in the child: the write end the parent waits on.
 static READY_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// The signals the event loop reads from its signalfd.
+fn handled_signals() -> SigSet {
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        mask.add(s);
+    }
+    mask
+}
 
 /// Forks; the parent waits until the child has written the pidfile, then
 /// exits 0 (systemd Type=forking). The child starts a new session.
@@ -336,10 +351,7 @@ enum Src {
 
 impl Guard {
     fn new(root: Root, mode: Mode, params: Params, log: &Log) -> std::io::Result<Guard> {
-        let mut mask = SigSet::empty();
-        for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-            mask.add(s);
-        }
+        let mask = handled_signals();
         mask.thread_block().map_err(errno)?;
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(errno)?;
