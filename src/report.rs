@@ -434,22 +434,49 @@ pub fn run_hooks(root: &Root, json: &str, log: &Log, timeout: Duration) {
 
 fn run_hook(path: &std::path::Path, json: &str, timeout: Duration) -> std::io::Result<i32> {
     use std::io::Write;
+    use std::os::fd::AsRawFd;
     use std::process::{Command, Stdio};
     let mut child = Command::new(path)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its input must not block us (a report
-        // can exceed the pipe buffer): write from a thread so the timeout
-        // still applies.
-        let data = json.as_bytes().to_vec();
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(&data);
-        });
+    // A hook that does not read its input must not block us (a report can
+    // exceed the pipe buffer): the pipe is non-blocking and fed between the
+    // polls for the hook's exit, so the timeout still applies. (No writer
+    // thread: a thread would link glibc's pthread_create and resolver
+    // state into the static binary, about 30 kB.)
+    let mut stdin = child.stdin.take();
+    if let Some(s) = &stdin {
+        let fl = nix::fcntl::OFlag::from_bits_truncate(nix::fcntl::fcntl(
+            s.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_GETFL,
+        )?);
+        nix::fcntl::fcntl(
+            s.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(fl | nix::fcntl::OFlag::O_NONBLOCK),
+        )?;
     }
+    let mut data = json.as_bytes();
     let start = Instant::now();
     loop {
+        if let Some(s) = &mut stdin {
+            loop {
+                match s.write(data) {
+                    Ok(n) if n > 0 && n < data.len() => data = &data[n..],
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    // Everything written (closing the pipe gives the hook
+                    // EOF), or the hook closed its end: stop feeding it.
+                    _ => {
+                        data = &[];
+                        break;
+                    }
+                }
+            }
+            if data.is_empty() {
+                stdin = None;
+            }
+        }
         if let Some(st) = child.try_wait()? {
             return Ok(st.code().unwrap_or(128));
         }
