@@ -44,7 +44,7 @@ SERIES = list(versions.KERNEL_METAPACKAGES)
 # Bump when the mmdebstrap call below changes in a way that changes the tree.
 BASE_RECIPE_VERSION = 1
 # Bump when the project-image steps below change what ends up in the image.
-IMAGE_RECIPE_VERSION = 1
+IMAGE_RECIPE_VERSION = 2
 
 # The initrd flavours built for every kernel: name -> extra dracut arguments,
 # or None for initramfs-tools.
@@ -193,6 +193,10 @@ def _install_everything(tree, kernels, step, log):
     say("make install DESTDIR=<guest> PREFIX=/usr")
     if not (REPO / "Makefile").exists():
         status["make-install"] = "no top-level Makefile in the repository yet"
+    # `make install` builds only a missing binary (it must not run cargo as
+    # root for a user): build first, or a stale binary goes into the image.
+    elif step.run(["make", "-C", REPO, "all"]) != 0:
+        status["make-install"] = "make all (cargo build) failed (see build.log)"
     elif step.run(["make", "-C", REPO, "install", f"DESTDIR={tree}", "PREFIX=/usr"]) != 0:
         status["make-install"] = "make install failed (see build.log)"
     else:
