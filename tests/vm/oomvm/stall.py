@@ -188,22 +188,29 @@ def outcome(run, workload, guard, series):
 
 # ------------------------------------------------------------------ verdicts
 
-# With stall protection on, no freeze may reach this. The aim is 2 s; the
-# bound is much wider because on a loaded host a TCG guest sees multi-second
-# gaps from host starvation alone (measured: 31 s in a swapleak run whose
-# guest had no memory pressure at all, see docs/stall.md). What tells a
-# working protection from a broken one is the kill: the thrash and the leak
-# never make the kernel's OOM killer fire by themselves.
+# With stall protection on, no freeze may reach this. The aim is 2 s (met on
+# a calm host, one guest at a time: 0.7-1.0 s); the bound is wider because
+# a TCG guest also freezes when its host is busy: with two guests at once
+# the swap leak showed 7.8 s once (before stalls with short pauses were
+# merged), and 31 s in one run on a host with ten guests. What tells a
+# working protection from a broken one is the kill: the thrash and the
+# leak never reach the OOM killer by themselves within the run (the leak
+# with protection off: no kill, a 13 s freeze).
 PROTECTED_MAX_GAP_MS = 10000
-# With it off, the thrash must still freeze the guest (measured 2.8 s with
-# nothing else running, 0.6 s with protection on) and nobody is killed.
-UNPROTECTED_MIN_GAP_MS = 2000
+# With it off, the freeze must be at least this long, and the guard asks
+# for no kill (the kernel's OOM killer may end the leak when swap is full).
+UNPROTECTED_MIN_GAP_MS = 5000
 # A run counts only if the guest really waited on memory (PSI "some" total
 # of the boot); the dev runs that did showed 4.7-9.9 s.
 MIN_MEMORY_STALL_MS = 1000
 
 
-def _common(e, o):
+def _guard_stall_events(o):
+    m = re.search(r"\bstall_events=(\d+)", o.facts.get("guard_state") or "")
+    return int(m.group(1)) if m else 0
+
+
+def _common(e, o, protected=False):
     if not e.finished():
         return False
     e.that(o.finished, f"the workload did not end within its bound (workload_rc {o.facts.get('workload_rc')})")
@@ -215,9 +222,17 @@ def _common(e, o):
            f"too few heartbeats to judge ({e.fact('beats')})")
     # Without memory pressure a freeze (or its absence) says nothing about a
     # memory guard: on a starved host the hogs never filled RAM in time.
-    if not e.that(o.psi_some_ms is not None and o.psi_some_ms >= MIN_MEMORY_STALL_MS,
-                  f"the workload built no memory pressure (PSI some total {o.psi_some_ms} ms, "
-                  f"need {MIN_MEMORY_STALL_MS} ms): the host starved the guest, nothing was measured"):
+    # A guard that works keeps the stall short, so with protection on the
+    # evidence is the guard's own: it saw a stall while memory was short.
+    stalls = _guard_stall_events(o)
+    if protected:
+        pressed = stalls >= 1 or any(k.by == "kernel" for k in o.kills)
+    else:
+        pressed = o.psi_some_ms is not None and o.psi_some_ms >= MIN_MEMORY_STALL_MS
+    if not e.that(pressed,
+                  f"the workload built no memory pressure (PSI some total {o.psi_some_ms} ms, need "
+                  f"{MIN_MEMORY_STALL_MS} ms without protection; guard stall events {stalls}, kills "
+                  f"{o.kill_summary()}): the host starved the guest, nothing was measured"):
         return False
     return True
 
@@ -225,7 +240,7 @@ def _common(e, o):
 def check_protected(workload):
     def check(e):
         o = outcome(e.run, workload, "oom_ext", "")
-        if not _common(e, o):
+        if not _common(e, o, protected=True):
             return
         e.equal("guard_alive", 1)
         e.equal("psi_param", 1)
@@ -243,8 +258,8 @@ def check_unprotected(workload):
         if not _common(e, o):
             return
         e.equal("psi_param", 0)
-        e.that(not o.kills, f"processes were killed without stall protection: {o.kill_summary()} "
-               "(the thrash should never reach the kernel's OOM killer)")
+        e.that(not any(k.by == "kernel" and k.comm == "oom-ext" for k in o.kills), "the guard was killed")
+        e.that(e.fact("sysrq_kills") == "0", f"sysrq f kills without stall protection: {e.fact('sysrq_kills')}")
         e.that(o.worst_gap_ms is not None and o.worst_gap_ms >= UNPROTECTED_MIN_GAP_MS,
                f"worst freeze only {o.worst_gap_ms} ms without stall protection: the workload no longer "
                f"shows the freeze (needs >= {UNPROTECTED_MIN_GAP_MS} ms)")
@@ -256,10 +271,20 @@ def check_unprotected(workload):
 STALL_TIMEOUT_S = 1200
 
 
-# Not in the default run (so not in CI) until they pass reliably: on a busy
-# 2-core TCG host the guests were too starved to build real memory pressure,
-# and no run has shown these passing yet (see docs/stall.md).
-OPT_IN = "issue 6 stall scenarios are opt-in until proven on a calm host (name them to run)"
+# The storm is not in the default run: on 6.12 (two guests at once) a 24 s
+# freeze came with no PSI memory stall to speak of (1.6 s in the whole
+# boot) and no OOM call: the guard's PSI trigger never fired until the end,
+# the module's notifier never ran. What the forking heartbeat waited on
+# there is not known yet (the runs now record PSI cpu and io too).
+STORM_OPT_IN = ("the storm froze a 6.12 guest for 24 s without a PSI memory stall or an OOM call, "
+                "a freeze the guard does not see yet (issue 6 notes; name it to run)")
+
+# The thrash's negative control is not in the default run: with protection
+# off its worst freeze was 2.0 s on a calm host (1.0 s with protection on),
+# too short for the line between them to be drawn reliably. The swap leak's (13 s off,
+# 0.7 s on) is the one the suite relies on.
+THRASH_OFF_OPT_IN = ("the thrash froze a calm guest for only ~2.0 s with protection off (1.0 s on): "
+                     "not a reliable negative control (name it to run)")
 
 
 def stall_scenarios(Scenario):
@@ -269,12 +294,18 @@ def stall_scenarios(Scenario):
         out.append(Scenario(
             f"stall-{w.name}", f"issue 6: {w.name} with stall protection: no long freeze, hog killed, "
             "bystander lives", check_protected(w.name), cmdline(w.name, "oom_ext"),
-            script=w.script, timeout_s=STALL_TIMEOUT_S, qemu_args=qemu_args(w), opt_in=OPT_IN))
-    w = WORKLOADS["thrash"]
-    out.append(Scenario(
-        "stall-thrash-off", "issue 6: the thrash with stall protection off still freezes the guest",
-        check_unprotected(w.name), cmdline(w.name, "oom_ext-nopsi"), kernels=("6.1",),
-        script=w.script, timeout_s=STALL_TIMEOUT_S, qemu_args=qemu_args(w), opt_in=OPT_IN))
+            script=w.script, timeout_s=STALL_TIMEOUT_S, qemu_args=qemu_args(w),
+            opt_in=STORM_OPT_IN if w.name == "storm" else ""))
+    # Negative controls: the same workloads with stall protection off must
+    # show the freeze, or the protected checks could not fail.
+    for w in WORKLOADS.values():
+        if w.name == "storm":
+            continue   # ends in the kernel's OOM killer either way
+        out.append(Scenario(
+            f"stall-{w.name}-off", f"issue 6: the {w.name} with stall protection off freezes the guest",
+            check_unprotected(w.name), cmdline(w.name, "oom_ext-nopsi"), kernels=("6.1",),
+            script=w.script, timeout_s=STALL_TIMEOUT_S, qemu_args=qemu_args(w),
+            opt_in=THRASH_OFF_OPT_IN if w.name == "thrash" else ""))
     return out
 
 

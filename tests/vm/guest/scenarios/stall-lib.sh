@@ -8,7 +8,7 @@
 # (tests/vm/oomvm/stall.py) turns them into verdicts and tables.
 #
 # The heartbeat and the bystander run as bash through symlinks named
-# `heartbeat` and `bystander`, the workloads' hogs as perl through `hog` and
+# `heartbeat` and `bystander` (the heartbeat's probe as `probe`), the workloads' hogs as perl through `hog` and
 # `leaker`: the kernel takes a process's comm from the name it was executed
 # by, so the kill lines in the kernel log say exactly who died.
 # shellcheck disable=SC1091  # guest paths
@@ -17,15 +17,20 @@
 STALL=/run/oomtest-stall
 mkdir -p "$STALL"
 for name in heartbeat bystander; do ln -sf /bin/bash "$STALL/$name"; done
+ln -sf /bin/true "$STALL/probe"
 for name in hog leaker; do ln -sf /usr/bin/perl "$STALL/$name"; done
 SELF=/opt/oomtest/scenarios/stall-lib.sh
 
 epoch_ms() { local t=${EPOCHREALTIME/[.,]/}; echo "${t:0:-3}"; }
 
-# Heartbeat: every 100 ms, the time in ms and the gap since the last beat, to
-# a file (read back by the scenario) and to the results channel (timestamped
-# by the host, which does not freeze with the guest). Builtins only: no fork,
-# no allocation worth the name; it stalls only when the machine does.
+# Heartbeat: every 100 ms, start a new program (fork + exec of
+# /bin/true, as `probe`), then write the time in ms and the gap since the
+# last beat to a file (read back by the scenario) and to the results
+# channel (timestamped by the host, which does not freeze with the guest).
+# Starting a program is what an operator's next command needs: fresh
+# memory, page tables, the program's code. A loop of builtins alone kept
+# its few hot pages and beat on through a swap leak that froze everything
+# else (0.7 s worst gap with PSI some at 32 s).
 stall_heartbeat() {
 	local n=0 now prev gap out=/dev/hvc0
 	[ -c "$out" ] || out=/dev/ttyS0
@@ -34,6 +39,7 @@ stall_heartbeat() {
 	prev=${EPOCHREALTIME/[.,]/}
 	while :; do
 		read -r -t 0.1 -u 9 _
+		"$STALL/probe"
 		now=${EPOCHREALTIME/[.,]/}
 		gap=$(( (now - prev) / 1000 ))
 		prev=$now
@@ -171,6 +177,10 @@ stall_report() {
 	if [ "$comm" = bystander ]; then result bystander_alive 1; else result bystander_alive 0; fi
 	if systemctl is-active --quiet stall-heartbeat.service; then result heartbeat_alive 1; else result heartbeat_alive 0; fi
 	result psi_memory "$(tr '\n' '|' < /proc/pressure/memory)"
+	# A freeze without memory stall: was it the CPU or the disk?
+	result psi_cpu "$(tr '\n' '|' < /proc/pressure/cpu)"
+	result psi_io "$(tr '\n' '|' < /proc/pressure/io)"
+	result oom_calls "$(status_get oom_calls)"
 	result swap_used_kb "$(awk '/^SwapTotal/ {t=$2} /^SwapFree/ {f=$2} END {print t-f}' /proc/meminfo)"
 	result guard_state "$(tr '\n' ' ' < /run/oom-ext/guard.state 2>/dev/null)"
 	report_status status_after
