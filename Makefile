@@ -30,6 +30,26 @@ SYSTEMD_ENABLE ?= yes
 
 CARGO        ?= cargo
 BIN          := target/x86_64-unknown-linux-gnu/release/oom-ext
+# STD=source rebuilds Rust's std for this binary, without std's backtrace
+# symbolizer (166 kB of code that a stripped binary cannot use) and sized
+# for space: 1.01 MB instead of 1.25 MB (docs/benchmarks.md, "Binary size").
+# It needs Debian 12's rustc-web and rust-web-src of one version (tools/setup
+# installs them; their std source is the one that compiler was built from)
+# and RUSTC_BOOTSTRAP=1 for cargo's unstable -Z build-std.
+# STD=prebuilt uses the toolchain's std as it is (any stable Rust).
+# Default: source when both packages are there.
+STD_RUSTC    ?= /usr/bin/rustc
+STD_CARGO    ?= /usr/bin/cargo
+STD          ?= $(shell a=$$(dpkg-query -W -f '$${Version}' rustc-web 2>/dev/null); \
+                  b=$$(dpkg-query -W -f '$${Version}' rust-web-src 2>/dev/null); \
+                  c=$$(dpkg-query -W -f '$${Version}' cargo-web 2>/dev/null); \
+                  [ -n "$$a" ] && [ "$$a" = "$$b" ] && [ "$$a" = "$$c" ] && echo source || echo prebuilt)
+ifeq ($(STD),source)
+BUILD_BIN     = env RUSTC=$(STD_RUSTC) RUSTC_BOOTSTRAP=1 $(STD_CARGO) build --release \
+                    -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size
+else
+BUILD_BIN     = $(CARGO) build --release
+endif
 UNITS        := oom-ext-guard.service oom-ext-report.service
 # The module source DKMS builds from, and dkms.conf's POST_INSTALL script.
 KMOD_FILES    = $(wildcard $(KMOD_DIR)/*.c $(KMOD_DIR)/*.h) $(KMOD_DIR)/Kbuild $(KMOD_DIR)/Makefile $(KMOD_DIR)/dkms.conf
@@ -46,12 +66,13 @@ KVER         ?= $(shell uname -r)
         dkms-install dkms-uninstall clean
 
 all:
-	$(CARGO) build --release
+	@echo "make: building oom-ext with STD=$(STD)"
+	$(BUILD_BIN)
 
 # install only builds when the binary is missing: `make && sudo make install`
 # must not run cargo as root.
 $(BIN):
-	$(CARGO) build --release
+	$(BUILD_BIN)
 
 check:
 	tests/check

@@ -7,13 +7,13 @@ files and decides on fallback), as one fork+exec+run of the static binary.
 Variants: with --no-guard, and with the guard spawned (spawn cost only; the
 spawned guards are stopped after each run).
 
-Usage: bench/init-bench.py [RUNS] (default 30); builds the release binary.
+Usage: bench/init-bench.py [RUNS] (default 30); builds the release binary (make all).
 """
 import os, shutil, signal, statistics, subprocess, sys, tempfile, time
 
 top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 runs = int(sys.argv[1]) if len(sys.argv) > 1 else 30
-subprocess.run(["cargo", "build", "--release", "-q"], cwd=top, check=True)
+subprocess.run(["make", "-s", "all"], cwd=top, check=True)
 binary = os.path.join(top, "target/x86_64-unknown-linux-gnu/release/oom-ext")
 
 

@@ -160,7 +160,7 @@ value() {
     tr -d '\r' < "$2" | sed -n "s/^HOOKTEST $1=//p" | tail -n 1
 }
 
-[[ -x $bin ]] || die "binary $bin missing: run 'cargo build --release' (or set OOM_EXT_BIN)"
+[[ -x $bin ]] || die "binary $bin missing: run 'make' (or set OOM_EXT_BIN)"
 [[ -x $busybox ]] || die "busybox $busybox missing (apt-get install busybox-static)"
 command -v qemu-system-x86_64 > /dev/null || die "qemu-system-x86_64 missing (apt-get install qemu-system-x86)"
 kernel=${OOM_EXT_KERNEL:-$(fetch_kernel)} || die "no kernel to boot"

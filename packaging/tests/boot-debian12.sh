@@ -67,7 +67,7 @@ die() {
 }
 
 [[ -d $rootfs/usr/lib/modules ]] || die "no Debian tree at $rootfs (see the header of $0)"
-[[ -x $bin ]] || die "binary $bin missing: run 'cargo build --release' (or set OOM_EXT_BIN)"
+[[ -x $bin ]] || die "binary $bin missing: run 'make' (or set OOM_EXT_BIN)"
 kver=$(find "$rootfs/usr/lib/modules" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)
 [[ -n $kver ]] || die "no kernel in $rootfs/usr/lib/modules"
 

@@ -11,7 +11,7 @@ ko=${2:-}
 extra=${3:-}
 OUT=${OUT:-$(mktemp -d /tmp/oom-ext-qemu.XXXXXX)}
 bin=$top/target/x86_64-unknown-linux-gnu/release/oom-ext
-[ -x "$bin" ] || (cd "$top" && cargo build --release)
+[ -x "$bin" ] || make -C "$top" -s all
 ir=$OUT/initramfs
 rm -rf "$ir"; mkdir -p "$ir"/{bin,usr/sbin,proc,sys,dev,run,lib/modules}
 cp /bin/busybox "$ir/bin/busybox"
