@@ -327,12 +327,16 @@ def summarize(outcomes, workloads, guards):
             host = [o.host_gap_ms for o in sel if o.host_gap_ms is not None]
             idle = [o.idle_gap_ms for o in sel if o.idle_gap_ms is not None]
             psi = [o.psi_some_ms for o in sel if o.psi_some_ms is not None]
+            io = [v for v in (_psi_some_ms(o.facts.get("psi_io")) for o in sel) if v is not None]
+            cpu = [v for v in (_psi_some_ms(o.facts.get("psi_cpu")) for o in sel) if v is not None]
             rows.append(dict(
                 workload=w, guard=g, n=len(sel),
                 min=min(gaps) if gaps else None, median=statistics.median(gaps) if gaps else None,
                 max=max(gaps) if gaps else None, host_max=max(host) if host else None,
                 idle_max=max(idle) if idle else None,
                 psi_median=statistics.median(psi) if psi else None,
+                io_median=statistics.median(io) if io else None,
+                cpu_median=statistics.median(cpu) if cpu else None,
                 kills=sum(len(o.kills) for o in sel), innocent=sum(len(o.innocent) for o in sel),
                 innocent_names=sorted({k.comm for o in sel for k in o.innocent}),
                 victims=sorted({k.comm for o in sel for k in o.kills}),
@@ -357,16 +361,19 @@ def markdown(rows, meta):
         "workload, in seconds (guest clock; host clock max in its own column). Idle max = the same "
         "measure over the 4 s before the workload: the noise of the host itself. Memory stall = "
         "PSI `some` total of the boot (median): near 0 means the workload never pressed on memory "
-        "and any freeze came from elsewhere (CPU, a starved host).",
+        "and any freeze came from elsewhere (CPU, a starved host). I/O stall and CPU stall = the "
+        "same for `/proc/pressure/io` and `/proc/pressure/cpu`: where a freeze came from when "
+        "memory shows none.",
         "",
         "| workload | guard | runs | worst freeze min | median | max | host max | idle max | memory stall | "
-        "kills | victims | innocent kills | bystander died | unfinished |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "I/O stall | CPU stall | kills | victims | innocent kills | bystander died | unfinished |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['workload']} | {r['guard']} | {r['n']} | {_fmt_s(r['min'])} | {_fmt_s(r['median'])} | "
-            f"{_fmt_s(r['max'])} | {_fmt_s(r['host_max'])} | {_fmt_s(r['idle_max'])} | {_fmt_s(r['psi_median'])} | {r['kills']} | {', '.join(r['victims']) or '–'} | "
+            f"{_fmt_s(r['max'])} | {_fmt_s(r['host_max'])} | {_fmt_s(r['idle_max'])} | {_fmt_s(r['psi_median'])} | "
+            f"{_fmt_s(r.get('io_median'))} | {_fmt_s(r.get('cpu_median'))} | {r['kills']} | {', '.join(r['victims']) or '–'} | "
             f"{r['innocent']}{' (' + ', '.join(r['innocent_names']) + ')' if r['innocent_names'] else ''} | "
             f"{r['bystander_dead']} | {r['unfinished']} |")
     lines.append("")
