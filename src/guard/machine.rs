@@ -26,11 +26,15 @@ pub const MIN_AVAILABLE_KB: u64 = 16 * 1024;
 /// only hit innocent processes (measured: docs/stall.md).
 pub const MEMORY_SHORT_PCT: u64 = 15;
 /// Stall events less than this far apart (and at least two PSI windows)
-/// are one stall. In VM runs a stall often paused for a second or two
-/// (the released buffer, a lucky reclaim) and resumed; with a two-window
-/// gap each resumption started the kill timer again and the guest froze
-/// for 6-8 s before the kill instead of about 2.
-pub const STALL_GAP_MIN_MS: u64 = 5000;
+/// are one stall. In VM runs a stall often paused (the released buffer, a
+/// lucky reclaim) and resumed; each resumption that counted as a new stall
+/// started the kill timer again. With two windows the guest froze 6-8 s
+/// before the kill; with 5 s, pauses of 5.1 and 8.1 s after the buffer
+/// release (swap leak) put the kill 15 s after the first event and the
+/// guest froze 15-20 s, most of it reading back what had gone to swap.
+/// Only events while memory is short count, so the longer gap does not
+/// join a calm machine's stalls into one.
+pub const STALL_GAP_MIN_MS: u64 = 10_000;
 /// A stall with memory to spare is logged at most this often.
 pub const CALM_STALL_LOG_MS: u64 = 60_000;
 
@@ -618,15 +622,15 @@ mod tests {
         );
         // A pause shorter than the gap is the same stall: the kill timer
         // runs on (the next kill is due psi_kill_ms after the last one).
-        assert_eq!(m.next_deadline(), Some(9001));
+        assert_eq!(m.next_deadline(), Some(14001));
         assert_eq!(
-            kinds(&m.handle(Event::Psi, at(7000, 10))),
+            kinds(&m.handle(Event::Psi, at(12000, 10))),
             vec!["Trigger", "SysrqKill"]
         );
         // A longer pause starts a new stall: no kill at once.
-        m.handle(Event::Timer, at(12001, 10));
+        m.handle(Event::Timer, at(22001, 10));
         assert_eq!(m.stall, None);
-        assert_eq!(kinds(&m.handle(Event::Psi, at(13000, 10))), vec!["Trigger"]);
+        assert_eq!(kinds(&m.handle(Event::Psi, at(23000, 10))), vec!["Trigger"]);
         assert_eq!(m.counters.kills, 3);
     }
 
@@ -643,7 +647,7 @@ mod tests {
             assert!(kinds(&a).is_empty(), "at {t} ms: {a:?}");
         }
         assert_eq!(m.counters.kills, 1);
-        m.handle(Event::Timer, at(12000, 800));
+        m.handle(Event::Timer, at(12001, 800));
         assert_eq!(
             m.stall, None,
             "events with memory to spare do not extend the stall"

@@ -27,6 +27,7 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
@@ -337,6 +338,8 @@ struct Guard {
 
 /// Re-checks after mount activity: 200 ms, then doubling, 5 in all.
 const MOUNT_RECHECK_MS: u64 = 200;
+/// A crash-flag write this slow is logged (it held up the event loop).
+const SLOW_FLAG_MS: u128 = 500;
 const MOUNT_RECHECKS: u32 = 5;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -770,6 +773,15 @@ impl Guard {
     fn execute(&mut self, acts: Vec<Action>, log: &Log) -> Option<i32> {
         let flag_path = self.m.params.crashflag_name.clone();
         for a in acts {
+            // The flag is fsync'd from this loop: a slow disk delays every
+            // later event. Say so, with the time, when it happens.
+            let slow_flag_op = match &a {
+                Action::CreateFlag(_) => Some("creating"),
+                Action::AppendFlag(_) => Some("appending to"),
+                Action::RemoveFlag => Some("removing"),
+                _ => None,
+            };
+            let started = Instant::now();
             match a {
                 Action::Log(level, msg) => log.log(level, &msg),
                 Action::ReleaseBuffer => self.buffer = None,
@@ -828,6 +840,14 @@ impl Guard {
                 }
                 Action::Reboot => return Some(self.reboot(log)),
                 Action::WriteState => self.write_state(),
+            }
+            if let Some(what) = slow_flag_op {
+                let ms = started.elapsed().as_millis();
+                if ms >= SLOW_FLAG_MS {
+                    log.warn(&format!(
+                        "{what} the crash flag {flag_path} took {ms} ms (fsync under memory pressure)"
+                    ));
+                }
             }
         }
         if self.m.mode == Mode::Kernel
