@@ -7,33 +7,27 @@ Each run starts the release binary as `oom-ext --root FAKE guard` in fallback
 mode against a fresh fake root, waits until it is armed, lets it idle for
 IDLE_S seconds and reads /proc/PID/status: the whole resident set, the
 part that is the binary's own file pages (locked by mlockall, shared with
-the page cache), the anonymous part, and the context switches while idle. bufsize=1 gives a 1 MiB buffer, subtracted from the
-private figure ("besides the buffer").
+the page cache), the anonymous part, and the context switches while
+idle. bufsize=1 gives a 1 MiB buffer, subtracted from the totals
+("besides the buffer").
 """
-import os, shutil, signal, statistics, subprocess, sys, tempfile, time
+import os, shutil, signal, statistics, subprocess, sys, time
 
-top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import build, fake_root as new_root
+
 runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 IDLE_S = 2
 BUFFER_KB = 1024
-subprocess.run(["make", "-s", "all"], cwd=top, check=True)
-binary = os.path.join(top, "target/x86_64-unknown-linux-gnu/release/oom-ext")
+binary = build()
 
 
 def fake_root():
-    r = tempfile.mkdtemp(prefix="oom-ext-guard-bench-")
-    for d in ["run/oom-ext", "proc/self", "proc/sys/kernel", "dev"]:
-        os.makedirs(os.path.join(r, d))
-    files = {
+    return new_root("oom-ext-guard-bench-", {
         "run/oom-ext/mode": "fallback\n",
         "run/oom-ext/params": "bufsize=1\npsi=1\n",
         "dev/kmsg": "",
         "proc/self/oom_score_adj": "0\n",
-    }
-    for p, c in files.items():
-        with open(os.path.join(r, p), "w") as f:
-            f.write(c)
-    return r
+    }, dirs=["proc/sys/kernel"])
 
 
 def kv(path):

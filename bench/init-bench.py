@@ -9,29 +9,22 @@ spawned guards are stopped after each run).
 
 Usage: bench/init-bench.py [RUNS] (default 30); builds the release binary (make all).
 """
-import os, shutil, signal, statistics, subprocess, sys, tempfile, time
+import os, shutil, signal, statistics, subprocess, sys, time
 
-top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import build, fake_root as new_root
+
 runs = int(sys.argv[1]) if len(sys.argv) > 1 else 30
-subprocess.run(["make", "-s", "all"], cwd=top, check=True)
-binary = os.path.join(top, "target/x86_64-unknown-linux-gnu/release/oom-ext")
+binary = build()
 
 
 def fake_root():
-    r = tempfile.mkdtemp(prefix="oom-ext-bench-")
-    for d in ["proc/sys/kernel", "dev", "run", "lib/modules/6.1.0-56-amd64"]:
-        os.makedirs(os.path.join(r, d))
-    files = {
+    return new_root("oom-ext-bench-", {
         "proc/cmdline": "BOOT_IMAGE=/vmlinuz root=UUID=1 ro quiet oom_ext.bufsize=64 oom_ext.gracetime=30 oom_ext.bufsize=x\n",
         "proc/sys/kernel/osrelease": "6.1.0-56-amd64\n",
         "proc/sys/kernel/panic": "0\n",
         "dev/kmsg": "",
         "lib/modules/6.1.0-56-amd64/modules.dep": "kernel/fs/ext4/ext4.ko: kernel/fs/mbcache.ko\n" * 3000,
-    }
-    for p, c in files.items():
-        with open(os.path.join(r, p), "w") as f:
-            f.write(c)
-    return r
+    }, dirs=["run"])
 
 
 def bench(extra):
