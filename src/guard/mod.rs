@@ -338,9 +338,9 @@ struct Guard {
 
 /// Re-checks after mount activity: 200 ms, then doubling, 5 in all.
 const MOUNT_RECHECK_MS: u64 = 200;
+const MOUNT_RECHECKS: u32 = 5;
 /// A crash-flag write this slow is logged (it held up the event loop).
 const SLOW_FLAG_MS: u128 = 500;
-const MOUNT_RECHECKS: u32 = 5;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Src {

@@ -293,8 +293,8 @@ def stall_scenarios(Scenario):
             "bystander lives", check_protected(w.name), cmdline(w.name, "oom_ext"),
             script=w.script, timeout_s=STALL_TIMEOUT_S, qemu_args=qemu_args(w)))
     # Fallback mode (module refused): the guard's own buffer, OOM state and
-    # sysrq kill. The swap leak, the workload whose freeze is the most
-    # reliable here; one kernel to save time.
+    # sysrq kill. The swap leak: of the workloads it is the one whose
+    # freeze is the most reliable here.
     w = WORKLOADS["swapleak"]
     out.append(Scenario(
         "stall-swapleak-fallback", "issue 6: swapleak with stall protection in fallback mode "
@@ -378,7 +378,7 @@ def markdown(rows, meta):
         lines.append(
             f"| {r['workload']} | {r['guard']} | {r['n']} | {_fmt_s(r['min'])} | {_fmt_s(r['median'])} | "
             f"{_fmt_s(r['max'])} | {_fmt_s(r['host_max'])} | {_fmt_s(r['idle_max'])} | {_fmt_s(r['psi_median'])} | "
-            f"{_fmt_s(r.get('io_median'))} | {_fmt_s(r.get('cpu_median'))} | {r['kills']} | {', '.join(r['victims']) or '–'} | "
+            f"{_fmt_s(r['io_median'])} | {_fmt_s(r['cpu_median'])} | {r['kills']} | {', '.join(r['victims']) or '–'} | "
             f"{r['innocent']}{' (' + ', '.join(r['innocent_names']) + ')' if r['innocent_names'] else ''} | "
             f"{r['bystander_dead']} | {r['unfinished']} |")
     lines.append("")
