@@ -29,25 +29,42 @@ DKMSSRCDIR   ?= /usr/src/oom_ext-$(VERSION)
 SYSTEMD_ENABLE ?= yes
 
 CARGO        ?= cargo
-BIN          := target/x86_64-unknown-linux-gnu/release/oom-ext
-# STD=source rebuilds Rust's std for this binary, without std's backtrace
-# symbolizer (166 kB of code that a stripped binary cannot use) and sized
-# for space: 1.01 MB instead of 1.25 MB (docs/benchmarks.md, "Binary size").
-# It needs Debian 12's rustc-web and rust-web-src of one version (tools/setup
-# installs them; their std source is the one that compiler was built from)
-# and RUSTC_BOOTSTRAP=1 for cargo's unstable -Z build-std.
-# STD=prebuilt uses the toolchain's std as it is (any stable Rust).
-# Default: source when both packages are there.
+# What `make` builds, whatever the target: a copy of cargo's output.
+BIN          := target/oom-ext
+# STD=source: the x86_64-unknown-linux-musl target with Rust's std rebuilt
+# from source (no backtrace symbolizer, sized for space): a 0.28 MB
+# static-pie binary whose whole image the guard can lock in under 1 MiB of
+# RAM (docs/benchmarks.md, "Binary size"). It needs Debian 12's rustc-web,
+# cargo-web and rust-web-src of one version (the std source that compiler
+# was built from), musl-dev (libc.a and start files), and RUSTC_BOOTSTRAP=1
+# for cargo's unstable -Z build-std. tools/setup installs them all.
+# STD=prebuilt: x86_64-unknown-linux-gnu with static glibc and the
+# toolchain's std as it is (any stable Rust): 1.25 MB.
+# Default: source when all of it is there.
 STD_RUSTC    ?= /usr/bin/rustc
 STD_CARGO    ?= /usr/bin/cargo
+MUSL_LIB     ?= /usr/lib/x86_64-linux-musl
 STD          ?= $(shell a=$$(dpkg-query -W -f '$${Version}' rustc-web 2>/dev/null); \
                   b=$$(dpkg-query -W -f '$${Version}' rust-web-src 2>/dev/null); \
                   c=$$(dpkg-query -W -f '$${Version}' cargo-web 2>/dev/null); \
-                  [ -n "$$a" ] && [ "$$a" = "$$b" ] && [ "$$a" = "$$c" ] && echo source || echo prebuilt)
+                  [ -n "$$a" ] && [ "$$a" = "$$b" ] && [ "$$a" = "$$c" ] && \
+                  [ -f $(MUSL_LIB)/libc.a ] && [ -f $(MUSL_LIB)/rcrt1.o ] && echo source || echo prebuilt)
 ifeq ($(STD),source)
-BUILD_BIN     = env RUSTC=$(STD_RUSTC) RUSTC_BOOTSTRAP=1 $(STD_CARGO) build --release \
+TARGET        = x86_64-unknown-linux-musl
+# Linked by gcc against musl's own start files and libc.a (Debian has no
+# self-contained musl kit for rustc, and musl-gcc cannot link static-pie).
+# std names libunwind for musl; with panic=abort nothing unwinds, and
+# tools/musl/unwind-stub.c gives std's backtrace printer an empty stack.
+MUSL_FLAGS    = -C link-self-contained=no -C linker=$(CC) -C force-unwind-tables=no \
+                -L native=$(MUSL_LIB) -L native=target/musl-link \
+                -C link-arg=-nostartfiles -Z pre-link-args=$(MUSL_LIB)/rcrt1.o \
+                -Z pre-link-args=$(MUSL_LIB)/crti.o -C link-arg=$(MUSL_LIB)/crtn.o
+BUILD_BIN     = $(MAKE) -s target/musl-link/libunwind.a && \
+                env RUSTC=$(STD_RUSTC) RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(MUSL_FLAGS)" \
+                    $(STD_CARGO) build --release --target $(TARGET) \
                     -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size
 else
+TARGET        = x86_64-unknown-linux-gnu
 BUILD_BIN     = $(CARGO) build --release
 endif
 UNITS        := oom-ext-guard.service oom-ext-report.service
@@ -66,13 +83,20 @@ KVER         ?= $(shell uname -r)
         dkms-install dkms-uninstall clean
 
 all:
-	@echo "make: building oom-ext with STD=$(STD)"
+	@echo "make: building oom-ext with STD=$(STD) ($(TARGET))"
 	$(BUILD_BIN)
+	cp -f target/$(TARGET)/release/oom-ext $(BIN)
 
 # install only builds when the binary is missing: `make && sudo make install`
 # must not run cargo as root.
 $(BIN):
 	$(BUILD_BIN)
+	cp -f target/$(TARGET)/release/oom-ext $(BIN)
+
+target/musl-link/libunwind.a: tools/musl/unwind-stub.c
+	mkdir -p target/musl-link
+	$(CC) -Os -fPIE -fno-stack-protector -c -o target/musl-link/unwind-stub.o $<
+	rm -f $@ && $(AR) rc $@ target/musl-link/unwind-stub.o
 
 check:
 	tests/check

@@ -2,7 +2,7 @@
 import os, subprocess, tempfile
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.path.join(TOP, "target/x86_64-unknown-linux-gnu/release/oom-ext")
+BINARY = os.path.join(TOP, "target/oom-ext")
 
 
 def build():

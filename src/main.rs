@@ -89,8 +89,7 @@ struct StatusCmd {
     textfile: Option<String>,
 }
 
-fn parse_args() -> Cli {
-    let args: Vec<String> = std::env::args().collect();
+fn parse_args(args: &[String]) -> Cli {
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
     // argv[0] may be "@oom-ext-guard": show the program's real name.
     match Cli::from_args(&["oom-ext"], strs.get(1..).unwrap_or(&[])) {
@@ -136,13 +135,29 @@ fn start_up() {
     };
 }
 
-/// The C entry point (see the crate comment). argv is read through
-/// `std::env::args`, which glibc hands to std before `main` runs.
+/// The C entry point (see the crate comment). The arguments come from
+/// here: without `lang_start`, `std::env::args` is empty under musl (glibc
+/// passes them to std separately).
 #[cfg(not(test))]
 #[no_mangle]
-pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     start_up();
-    run()
+    let args = (0..usize::try_from(argc).unwrap_or(0))
+        .map(|i| {
+            // SAFETY: the C runtime passes argc pointers in argv, each
+            // either null or a NUL-terminated string that lives as long as
+            // the process.
+            unsafe {
+                let p = *argv.add(i);
+                if p.is_null() {
+                    String::new()
+                } else {
+                    std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+                }
+            }
+        })
+        .collect::<Vec<_>>();
+    run(&args)
 }
 
 /// Under `cargo test` the harness brings its own entry point; this keeps
@@ -150,11 +165,11 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
 #[cfg(test)]
 fn main() {
     start_up();
-    run()
+    run(&std::env::args().collect::<Vec<_>>())
 }
 
-fn run() -> ! {
-    let cli = parse_args();
+fn run(args: &[String]) -> ! {
+    let cli = parse_args(args);
     let root = Root::new(&cli.root);
     let code = match cli.cmd {
         Cmd::Init(c) => {

@@ -23,7 +23,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-bin=${OOM_EXT_BIN:-$repo/target/x86_64-unknown-linux-gnu/release/oom-ext}
+bin=${OOM_EXT_BIN:-$repo/target/oom-ext}
 cache=${OOM_EXT_VM_CACHE:-$HOME/.cache/oom-ext-vm}
 busybox=${BUSYBOX:-/bin/busybox}
 boot_timeout=${OOM_EXT_BOOT_TIMEOUT:-300}

@@ -42,7 +42,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${OOM_EXT_VM_CACHE:-$HOME/.cache/oom-ext-vm}
 rootfs=${OOM_EXT_ROOTFS:-$cache/boot-it/rootfs}
-bin=${OOM_EXT_BIN:-$repo/target/x86_64-unknown-linux-gnu/release/oom-ext}
+bin=${OOM_EXT_BIN:-$repo/target/oom-ext}
 cmdline_extra=${OOM_EXT_CMDLINE:-oom_ext.bufsize=16 oom_ext.gracetime=30}
 
 passed=0

@@ -172,11 +172,23 @@ fn realtime(root: &Root) {
         2_000_000,
         3_000_000,
     );
-    let param = libc::sched_param { sched_priority: 1 };
-    // SAFETY: plain syscall on our own pid with a valid sched_param.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) } != 0 {
+    if set_scheduler(libc::SCHED_RR, 1).is_err() {
         // SAFETY: plain syscall on our own process.
         unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -20) };
+    }
+}
+
+/// sched_setscheduler(2) on this thread as a raw syscall: musl's libc
+/// wrapper always fails with ENOSYS.
+fn set_scheduler(policy: libc::c_int, priority: libc::c_int) -> std::io::Result<()> {
+    // The kernel's struct sched_param is one int.
+    let param: libc::c_int = priority;
+    // SAFETY: the syscall reads one int through a pointer to a live local.
+    let r = unsafe { libc::syscall(libc::SYS_sched_setscheduler, 0, policy, &param) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 

@@ -10,7 +10,7 @@ kernel=${1:?kernel image}
 ko=${2:-}
 extra=${3:-}
 OUT=${OUT:-$(mktemp -d /tmp/oom-ext-qemu.XXXXXX)}
-bin=$top/target/x86_64-unknown-linux-gnu/release/oom-ext
+bin=$top/target/oom-ext
 [ -x "$bin" ] || make -C "$top" -s all
 ir=$OUT/initramfs
 rm -rf "$ir"; mkdir -p "$ir"/{bin,usr/sbin,proc,sys,dev,run,lib/modules}
