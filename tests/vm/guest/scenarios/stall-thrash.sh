@@ -6,4 +6,4 @@
 . /opt/oomtest/scenarios/stall-lib.sh
 stall_setup_guard
 secs=$(knob thrash_s 40)
-stall_run $((secs + 30)) /bin/bash -c ". $SELF; stall_thrash_body $secs $(knob thrash_floor 40)"
+stall_run $((secs + 30)) /bin/bash -c ". $SELF; stall_thrash_body $secs $(knob thrash_floor 8)"
