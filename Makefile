@@ -59,14 +59,17 @@ MUSL_FLAGS    = -C link-self-contained=no -C linker=$(CC) -C force-unwind-tables
                 -L native=$(MUSL_LIB) -L native=target/musl-link \
                 -C link-arg=-nostartfiles -Z pre-link-args=$(MUSL_LIB)/rcrt1.o \
                 -Z pre-link-args=$(MUSL_LIB)/crti.o -C link-arg=$(MUSL_LIB)/crtn.o
-BUILD_BIN     = $(MAKE) -s target/musl-link/libunwind.a && \
-                env RUSTC=$(STD_RUSTC) RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(MUSL_FLAGS)" \
+STD_DEPS      = target/musl-link/libunwind.a
+BUILD_BIN     = env RUSTC=$(STD_RUSTC) RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(MUSL_FLAGS)" \
                     $(STD_CARGO) build --release --target $(TARGET) \
                     -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size
 else
 TARGET        = x86_64-unknown-linux-gnu
+STD_DEPS      =
 BUILD_BIN     = $(CARGO) build --release
 endif
+# Build, then copy cargo's output to $(BIN).
+BUILD         = $(BUILD_BIN) && cp -f target/$(TARGET)/release/oom-ext $(BIN)
 UNITS        := oom-ext-guard.service oom-ext-report.service
 # The module source DKMS builds from, and dkms.conf's POST_INSTALL script.
 KMOD_FILES    = $(wildcard $(KMOD_DIR)/*.c $(KMOD_DIR)/*.h) $(KMOD_DIR)/Kbuild $(KMOD_DIR)/Makefile $(KMOD_DIR)/dkms.conf
@@ -82,16 +85,14 @@ KVER         ?= $(shell uname -r)
 .PHONY: all check install install-files install-enable uninstall \
         dkms-install dkms-uninstall clean
 
-all:
+all: $(STD_DEPS)
 	@echo "make: building oom-ext with STD=$(STD) ($(TARGET))"
-	$(BUILD_BIN)
-	cp -f target/$(TARGET)/release/oom-ext $(BIN)
+	$(BUILD)
 
 # install only builds when the binary is missing: `make && sudo make install`
 # must not run cargo as root.
-$(BIN):
-	$(BUILD_BIN)
-	cp -f target/$(TARGET)/release/oom-ext $(BIN)
+$(BIN): | $(STD_DEPS)
+	$(BUILD)
 
 target/musl-link/libunwind.a: tools/musl/unwind-stub.c
 	mkdir -p target/musl-link
