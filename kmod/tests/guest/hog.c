@@ -2,8 +2,9 @@
 /*
  * Test helper for the busybox smoke VM (static binary).
  *   hog                     touch memory 1 MiB at a time until killed
- *   hog pollwait FILE MS    read FILE, then poll() it for POLLPRI|POLLERR:
- *                           prints "event" (exit 0) or "timeout" (exit 1)
+ *   hog pollwait FILE MS    read FILE, print "ready", then poll() it for
+ *                           POLLPRI|POLLERR: prints "event" (exit 0) or
+ *                           "timeout" (exit 1)
  *   hog hold MIB            touch MIB MiB, print "held", then sleep until
  *                           killed
  */
@@ -26,6 +27,9 @@ static int pollwait(const char *path, int ms)
 	}
 	while (read(fd, buf, sizeof(buf)) > 0)
 		;
+	/* The caller changes the state only after this: no race with the read. */
+	puts("ready");
+	fflush(stdout);
 	p.fd = fd;
 	p.events = POLLPRI | POLLERR;
 	if (poll(&p, 1, ms) > 0) {
