@@ -24,7 +24,6 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 bin=${OOM_EXT_BIN:-$repo/target/oom-ext}
-cache=${OOM_EXT_VM_CACHE:-$HOME/.cache/oom-ext-vm}
 busybox=${BUSYBOX:-/bin/busybox}
 boot_timeout=${OOM_EXT_BOOT_TIMEOUT:-300}
 
@@ -44,33 +43,14 @@ die() {
     exit 1
 }
 
-kernel_error() {
-    echo "hook-in-qemu: $*" >&2
-}
-
-# Debian 12's newest 6.1 kernel image, resolved by apt, fetched once with
-# apt-get download and unpacked without installing it on the host.
+# Debian 12's 6.1 kernel (the first series debian_kvers names): resolved
+# by apt, fetched once, unpacked into the cache kmod/tests uses too.
+# shellcheck source=kmod/tests/debian-kernels.sh
+. "$repo/kmod/tests/debian-kernels.sh"
 fetch_kernel() {
-    local pkg ver dir deb
-    pkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$' |
-        awk '{print $1}' | sort -V | tail -n 1)
-    [[ -n $pkg ]] || { kernel_error "no linux-image-6.1.0-*-amd64-unsigned package known to apt (apt-get update?)"; return 1; }
-    ver=$(apt-cache show --no-all-versions "$pkg" | sed -n 's/^Version: //p' | head -n 1)
-    dir=$cache/kernels/${pkg}_$ver
-    if ! compgen -G "$dir/boot/vmlinuz-*" > /dev/null; then
-        mkdir -p "$cache/debs" "$dir.tmp" || { kernel_error "cannot create $dir.tmp"; return 1; }
-        deb=$(find "$cache/debs" -name "${pkg}_${ver//:/%3a}_amd64.deb" | head -n 1)
-        if [[ -z $deb ]]; then
-            if ! (cd "$cache/debs" && apt-get download "$pkg=$ver") > /dev/null; then
-                kernel_error "apt-get download $pkg=$ver failed"
-                return 1
-            fi
-            deb=$(find "$cache/debs" -name "${pkg}_*_amd64.deb" | sort -V | tail -n 1)
-        fi
-        dpkg-deb -x "$deb" "$dir.tmp" || { kernel_error "dpkg-deb -x $deb failed"; return 1; }
-        rm -rf "$dir" && mv "$dir.tmp" "$dir"
-    fi
-    compgen -G "$dir/boot/vmlinuz-*" | head -n 1
+    local kvers
+    kvers=$(debian_kvers) || return 1
+    vmlinuz_of "${kvers%% *}"
 }
 
 # The mkinitcpio-like /init: same order as mkinitcpio's (mounts, early

@@ -102,6 +102,18 @@ report_guard() {
 	result realroot_start_s "$(dmesg | grep 'running in system mode' | tail -n 1 | sed 's/^\[ *\([0-9.]*\)\].*/\1/')"
 }
 
+# What a boot applied: sysctls, module status, mode, guard, kernel.panic and
+# the params init saved (the params and initrd scenarios).
+report_boot_facts() {
+	report_sysctls
+	report_status status
+	report_mode
+	report_guard
+	result kernel_panic "$(cat /proc/sys/kernel/panic)"
+	result params_file "$(tr '\n' ' ' < /run/oom-ext/params 2>/dev/null)"
+	report_status_json
+}
+
 # The value given for a key on the kernel command line (last occurrence), or empty.
 cmdline_value() {
 	local arg value=
