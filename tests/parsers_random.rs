@@ -31,16 +31,6 @@ const PIECES: &[&str] = &[
     "\n",
     "\0",
     "--",
-    "bufsize",
-    "gracetime",
-    "resettime",
-    "crashflag",
-    "crashflag_name",
-    "psi",
-    "psi_stall_ms",
-    "psi_window_ms",
-    "psi_kill_ms",
-    "enabled",
     "0",
     "1",
     "-1",
@@ -69,9 +59,19 @@ const PIECES: &[&str] = &[
     "anon-rss:",
 ];
 
+/// A piece of hostile text: one of PIECES or a parameter name (every key
+/// the parser knows, so a new one is exercised without editing this file).
+fn piece(rng: &mut Rng) -> &'static str {
+    let i = rng.below(PIECES.len() + Params::KEYS.len());
+    PIECES
+        .get(i)
+        .copied()
+        .unwrap_or_else(|| Params::KEYS[i - PIECES.len()])
+}
+
 fn text(rng: &mut Rng) -> String {
     let n = rng.below(40);
-    (0..n).map(|_| PIECES[rng.below(PIECES.len())]).collect()
+    (0..n).map(|_| piece(rng)).collect()
 }
 
 fn bytes(rng: &mut Rng) -> Vec<u8> {
