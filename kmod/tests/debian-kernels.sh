@@ -2,7 +2,8 @@
 # Debian 12 kernel packages for building and booting oom_ext: resolved by apt
 # (never hard-coded), fetched with apt-get download, unpacked with dpkg-deb -x
 # into a cache, never installed on the host. Sourced by build-all.sh,
-# tests/qemu-smoke.sh and bench/release-latency.sh.
+# tests/qemu-smoke.sh, bench/release-latency.sh and
+# mkinitcpio/tests/hook-in-qemu.sh.
 #
 #   OOM_EXT_VM_CACHE   cache root (default $HOME/.cache/oom-ext-vm)
 #   OOM_EXT_KVERS      space-separated kernel releases to use instead of

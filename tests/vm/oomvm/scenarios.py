@@ -29,7 +29,6 @@ class Scenario:
     reboots: int = 0                  # reboots the guest must do by itself
     timeout_s: int = 600
     qemu_args: object = None          # function(outdir) -> extra QEMU arguments, or None
-    opt_in: str = ""                  # non-empty: run only when named; the text says why
 
     @property
     def guest_script(self):
