@@ -37,6 +37,14 @@ pub const MEMORY_SHORT_PCT: u64 = 15;
 pub const STALL_GAP_MIN_MS: u64 = 10_000;
 /// A stall with memory to spare is logged at most this often.
 pub const CALM_STALL_LOG_MS: u64 = 60_000;
+/// After an OOM kill, no sysrq kill until the victims have exited (their
+/// memory is free again), or until this long has passed. Measured (CI,
+/// 6.1): 2.1 s after sysrq f killed a swap leaker its 350 MB were still
+/// mapped, and the next sysrq f took the innocent bystander (the kernel
+/// passes over a victim once the oom_reaper is done with it, gone or not).
+pub const VICTIM_EXIT_WAIT_MS: u64 = 10_000;
+/// At most this many victims are watched at once (a storm kills dozens).
+pub const MAX_WATCHED_VICTIMS: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -49,6 +57,9 @@ pub enum Event {
     Module(ModuleStatus),
     /// The deadline from [`Machine::next_deadline`] was reached.
     Timer,
+    /// A victim the loop watched ([`Action::WatchExit`]) has exited, or
+    /// cannot be watched.
+    VictimExited(u32),
 }
 
 /// What the loop measured just before handing over an event.
@@ -86,6 +97,8 @@ pub enum Action {
     Trigger,
     /// sysrq `f`: the kernel's OOM killer picks a victim.
     SysrqKill,
+    /// Report [`Event::VictimExited`] when this process has exited.
+    WatchExit(u32),
     /// sync, then reboot.
     Reboot,
     /// Counters changed: rewrite /run/oom-ext/guard.state.
@@ -105,6 +118,20 @@ pub struct Stall {
     pub start_ms: u64,
     pub last_ms: u64,
     pub last_kill_ms: Option<u64>,
+    /// MemAvailable at the first event.
+    pub avail_start_kb: Option<u64>,
+    /// What this stall's buffer release gave back (0: nothing released).
+    pub released_kb: u64,
+    /// Next check whether the released buffer has been eaten.
+    pub eaten_check_ms: Option<u64>,
+}
+
+/// Kills whose victims have not exited yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Awaiting {
+    /// The last kill or victim line.
+    pub since_ms: u64,
+    pub pids: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -128,6 +155,8 @@ pub struct Machine {
     pub rearm_at: Option<u64>,
     pub module_state: Option<String>,
     pub counters: Counters,
+    /// Set from a kill until its victims have exited.
+    pub awaiting: Option<Awaiting>,
     rebooting: bool,
     calm_stall_logged_ms: Option<u64>,
 }
@@ -143,6 +172,7 @@ impl Machine {
             rearm_at: None,
             module_state: None,
             counters: Counters::default(),
+            awaiting: None,
             rebooting: false,
             calm_stall_logged_ms: None,
         }
@@ -182,6 +212,7 @@ impl Machine {
         }
         if let Some(s) = self.stall {
             d.push(s.last_ms + self.stall_gap_ms() + 1);
+            d.extend(s.eaten_check_ms);
             if self.mode == Mode::Kernel && self.params.gracetime > 0 {
                 d.push(s.start_ms + u64::from(self.params.gracetime) * 1000 + BACKSTOP_MS);
             }
@@ -205,6 +236,7 @@ impl Machine {
             Event::OomKill(v) => self.on_kill(v, f, &mut out),
             Event::Module(s) => self.on_module(s, f, &mut out),
             Event::Timer => self.on_timer(f, &mut out),
+            Event::VictimExited(pid) => self.on_exit(pid, f, &mut out),
         }
         out
     }
@@ -270,10 +302,22 @@ impl Machine {
                         self.params.psi_stall_ms, self.params.psi_window_ms
                     ),
                 ));
+                let released_kb = if self.releases_buffer_now() {
+                    u64::from(self.params.bufsize) * 1024
+                } else {
+                    0
+                };
+                let kill_ms = u64::from(self.params.psi_kill_ms);
                 Stall {
                     start_ms: now,
                     last_ms: now,
                     last_kill_ms: None,
+                    avail_start_kb: f.mem_available_kb,
+                    released_kb,
+                    eaten_check_ms: (released_kb > 0
+                        && kill_ms > 0
+                        && f.mem_available_kb.is_some())
+                    .then_some(now + kill_ms),
                 }
             }
         };
@@ -282,22 +326,68 @@ impl Machine {
             Mode::Kernel => out.push(Action::Trigger),
             _ => self.evidence(now, "psi", f, out),
         }
-        let kill_ms = u64::from(self.params.psi_kill_ms);
-        if kill_ms > 0 {
-            let since = now - stall.last_kill_ms.unwrap_or(stall.start_ms);
-            if since >= kill_ms {
-                self.counters.kills += 1;
-                if let Some(s) = self.stall.as_mut() {
-                    s.last_kill_ms = Some(now);
-                }
-                out.push(Action::Log(
-                    Level::Warning,
-                    format!("memory stall for {} ms: asking the kernel's OOM killer to pick a victim (sysrq f)", since),
-                ));
-                out.push(Action::SysrqKill);
-            }
-        }
+        self.maybe_kill(now, None, out);
         out.push(Action::WriteState);
+    }
+
+    /// Whether the OOM state this stall starts frees a buffer (the module's
+    /// in kernel mode, ours in fallback mode).
+    fn releases_buffer_now(&self) -> bool {
+        self.params.bufsize > 0
+            && match self.mode {
+                Mode::Kernel => self.module_state.as_deref() == Some("armed"),
+                _ => self.oom.is_none() && self.buffer_armed,
+            }
+    }
+
+    /// sysrq f if the stall has lasted psi_kill_ms since it began (or since
+    /// the last kill's victims exited) and no victim is still on its way out.
+    fn maybe_kill(&mut self, now: u64, why: Option<String>, out: &mut Vec<Action>) {
+        let kill_ms = u64::from(self.params.psi_kill_ms);
+        let Some(stall) = self.stall else { return };
+        if kill_ms == 0 {
+            return;
+        }
+        let since = now.saturating_sub(stall.last_kill_ms.unwrap_or(stall.start_ms));
+        if since < kill_ms {
+            return;
+        }
+        if let Some(a) = &self.awaiting {
+            if now < a.since_ms + VICTIM_EXIT_WAIT_MS {
+                return;
+            }
+            out.push(Action::Log(
+                Level::Warning,
+                format!(
+                    "the last OOM victims ({}) have not exited after {} ms",
+                    if a.pids.is_empty() {
+                        "not named in the kernel log".to_string()
+                    } else {
+                        a.pids
+                            .iter()
+                            .map(|p| p.to_string())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    },
+                    now - a.since_ms
+                ),
+            ));
+        }
+        self.counters.kills += 1;
+        self.awaiting = Some(Awaiting {
+            since_ms: now,
+            pids: Vec::new(),
+        });
+        if let Some(s) = self.stall.as_mut() {
+            s.last_kill_ms = Some(now);
+            s.eaten_check_ms = None;
+        }
+        let why = why.unwrap_or_else(|| format!("memory stall for {since} ms"));
+        out.push(Action::Log(
+            Level::Warning,
+            format!("{why}: asking the kernel's OOM killer to pick a victim (sysrq f)"),
+        ));
+        out.push(Action::SysrqKill);
     }
 
     fn on_kill(&mut self, v: Option<Victim>, f: Facts, out: &mut Vec<Action>) {
@@ -310,6 +400,17 @@ impl Machine {
                     v.pid, v.comm, v.rss_kb
                 ),
             ));
+            // Any victim, ours or the kernel's own: a kill before its memory
+            // is back would only find the next process.
+            let a = self.awaiting.get_or_insert(Awaiting {
+                since_ms: f.now_ms,
+                pids: Vec::new(),
+            });
+            a.since_ms = f.now_ms;
+            if a.pids.len() < MAX_WATCHED_VICTIMS && !a.pids.contains(&v.pid) {
+                a.pids.push(v.pid);
+                out.push(Action::WatchExit(v.pid));
+            }
         }
         if self.mode != Mode::Kernel {
             self.evidence(f.now_ms, "vmstat", f, out);
@@ -317,6 +418,27 @@ impl Machine {
         if let Some(v) = v {
             out.push(Action::AppendFlag(v.line()));
         }
+    }
+
+    fn on_exit(&mut self, pid: u32, f: Facts, out: &mut Vec<Action>) {
+        let Some(a) = self.awaiting.as_mut() else {
+            return;
+        };
+        let Some(i) = a.pids.iter().position(|p| *p == pid) else {
+            return;
+        };
+        a.pids.remove(i);
+        if !a.pids.is_empty() {
+            return;
+        }
+        let waited = f.now_ms.saturating_sub(a.since_ms);
+        self.awaiting = None;
+        // The next kill still needs a PSI event, now with the victim's
+        // memory back, so the MemAvailable gate means something again.
+        out.push(Action::Log(
+            Level::Info,
+            format!("OOM victim pid {pid} has exited ({waited} ms after the kill)"),
+        ));
     }
 
     fn on_module(&mut self, s: ModuleStatus, f: Facts, out: &mut Vec<Action>) {
@@ -387,6 +509,9 @@ impl Machine {
         if let Some(s) = self.stall {
             if now > s.last_ms + self.stall_gap_ms() {
                 self.stall = None;
+                // Memory is back: a victim still on its way out holds back
+                // no kill in a later stall.
+                self.awaiting = None;
                 out.push(Action::Log(
                     Level::Info,
                     format!(
@@ -408,6 +533,7 @@ impl Machine {
                 return;
             }
         }
+        self.check_eaten(f, out);
         if let Some(mut o) = self.oom {
             if grace_ms > 0 && now >= o.start_ms + grace_ms {
                 self.reboot(
@@ -420,7 +546,13 @@ impl Machine {
                 );
                 return;
             }
-            if now >= o.last_evidence_ms + QUIET_MS && now >= o.check_ms {
+            if let (Some(st), true) = (self.stall, now >= o.check_ms) {
+                // The buffer's release pauses a stall for seconds: the OOM
+                // state ends only with the stall, or the next event would
+                // start a new one (a new flag, the buffer gone).
+                o.check_ms = st.last_ms + self.stall_gap_ms() + 1;
+                self.oom = Some(o);
+            } else if now >= o.last_evidence_ms + QUIET_MS && now >= o.check_ms {
                 let need = MIN_AVAILABLE_KB.max(u64::from(self.params.bufsize) * 1024);
                 match f.mem_available_kb {
                     Some(kb) if kb >= need => {
@@ -462,6 +594,47 @@ impl Machine {
                         "memory still short; re-arm retried in 30 s".into(),
                     ));
                 }
+            }
+        }
+    }
+
+    /// While the buffer's release hides a stall, no PSI event comes to say
+    /// it goes on: measured (CI, 6.12, swap leak) 5 s without one while the
+    /// leaker ate the buffer and 52 MB queued for the swap disk. Once half
+    /// the released memory is gone again and memory is still short, the
+    /// stall counts as going on.
+    fn check_eaten(&mut self, f: Facts, out: &mut Vec<Action>) {
+        let Some(s) = self.stall else { return };
+        let Some(at) = s.eaten_check_ms else { return };
+        if f.now_ms < at {
+            return;
+        }
+        let (Some(start), Some(now_kb)) = (s.avail_start_kb, f.mem_available_kb) else {
+            return;
+        };
+        let eaten = now_kb <= start + s.released_kb / 2;
+        if !f.memory_short() {
+            // The release was enough: no more checks for this stall.
+            self.stall = Some(Stall {
+                eaten_check_ms: None,
+                ..s
+            });
+            return;
+        }
+        if eaten && self.awaiting.is_none() {
+            let why = format!(
+                "memory stall for {} ms, the released {} MiB eaten again ({} kB available, {} kB when it began)",
+                f.now_ms - s.start_ms,
+                s.released_kb / 1024,
+                now_kb,
+                start
+            );
+            self.maybe_kill(f.now_ms, Some(why), out);
+            out.push(Action::WriteState);
+        }
+        if let Some(st) = self.stall.as_mut() {
+            if st.eaten_check_ms.is_some() {
+                st.eaten_check_ms = Some(f.now_ms + RECHECK_MS);
             }
         }
     }
@@ -528,6 +701,7 @@ mod tests {
         assert_eq!(
             kinds(&a),
             vec![
+                "WatchExit(7)",
                 "ReleaseBuffer",
                 "CreateFlag(\"vmstat\")",
                 "AppendFlag(\"mem_available_kb=512000\\n\")",
@@ -606,6 +780,14 @@ mod tests {
         assert!(m.handle(Event::Psi, at(31000, 10)).is_empty());
     }
 
+    fn victim(pid: u32) -> Event {
+        Event::OomKill(Some(Victim {
+            pid,
+            comm: "hog".into(),
+            rss_kb: 1000,
+        }))
+    }
+
     #[test]
     fn sustained_stall_asks_the_kernel_to_kill_at_most_once_per_period() {
         let mut m = Machine::new(Mode::Kernel, Params::default(), false);
@@ -615,23 +797,159 @@ mod tests {
             kinds(&m.handle(Event::Psi, at(2000, 10))),
             vec!["Trigger", "SysrqKill"]
         );
+        m.handle(victim(50), at(2100, 10));
+        m.handle(Event::VictimExited(50), at(2500, 10));
+        assert_eq!(m.awaiting, None);
         assert_eq!(kinds(&m.handle(Event::Psi, at(3000, 10))), vec!["Trigger"]);
         assert_eq!(
-            kinds(&m.handle(Event::Psi, at(4000, 10))),
+            kinds(&m.handle(Event::Psi, at(4500, 10))),
             vec!["Trigger", "SysrqKill"]
         );
+        m.handle(victim(51), at(4600, 10));
+        m.handle(Event::VictimExited(51), at(4700, 10));
         // A pause shorter than the gap is the same stall: the kill timer
-        // runs on (the next kill is due psi_kill_ms after the last one).
-        assert_eq!(m.next_deadline(), Some(14001));
+        // runs on.
+        assert_eq!(m.next_deadline(), Some(14501));
         assert_eq!(
             kinds(&m.handle(Event::Psi, at(12000, 10))),
             vec!["Trigger", "SysrqKill"]
         );
+        m.handle(victim(52), at(12100, 10));
+        m.handle(Event::VictimExited(52), at(12200, 10));
         // A longer pause starts a new stall: no kill at once.
         m.handle(Event::Timer, at(22001, 10));
         assert_eq!(m.stall, None);
         assert_eq!(kinds(&m.handle(Event::Psi, at(23000, 10))), vec!["Trigger"]);
         assert_eq!(m.counters.kills, 3);
+    }
+
+    fn logged(a: &[Action], text: &str) -> bool {
+        a.iter()
+            .any(|x| matches!(x, Action::Log(_, l) if l.contains(text)))
+    }
+
+    #[test]
+    fn no_second_kill_while_the_last_victim_is_still_exiting() {
+        // Regression (CI, 6.1, swap leak): the leaker took seconds to exit
+        // (its memory half in swap), the stall went on, and the next sysrq f
+        // killed the innocent bystander.
+        let mut m = fallback(Params::default());
+        m.handle(Event::Psi, at(0, 10));
+        assert!(m
+            .handle(Event::Psi, at(2000, 10))
+            .contains(&Action::SysrqKill));
+        assert!(m
+            .handle(victim(470), at(2050, 10))
+            .contains(&Action::WatchExit(470)));
+        for t in (3000..12000).step_by(1000) {
+            let a = m.handle(Event::Psi, at(t, 10));
+            assert!(!a.contains(&Action::SysrqKill), "at {t} ms: {a:?}");
+        }
+        // Exited: its memory is free, and the next event decides again.
+        let a = m.handle(Event::VictimExited(470), at(11500, 10));
+        assert!(logged(&a, "pid 470 has exited"), "{a:?}");
+        assert!(!m
+            .handle(Event::Psi, at(12000, 500))
+            .contains(&Action::SysrqKill));
+        assert!(m
+            .handle(Event::Psi, at(13500, 10))
+            .contains(&Action::SysrqKill));
+        assert_eq!(m.counters.kills, 2);
+        // Exits of pids nobody waits for change nothing.
+        assert!(m.handle(Event::VictimExited(9), at(13600, 10)).is_empty());
+    }
+
+    #[test]
+    fn a_victim_that_never_exits_holds_kills_back_only_so_long() {
+        let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+        m.handle(Event::Psi, at(0, 10));
+        assert!(m
+            .handle(Event::Psi, at(2000, 10))
+            .contains(&Action::SysrqKill));
+        m.handle(victim(60), at(2100, 10));
+        for t in (3000..=12000).step_by(1000) {
+            assert!(!m.handle(Event::Psi, at(t, 10)).contains(&Action::SysrqKill));
+        }
+        let a = m.handle(Event::Psi, at(12100, 10));
+        assert!(a.contains(&Action::SysrqKill), "{a:?}");
+        assert!(logged(&a, "(60) have not exited after 10000 ms"), "{a:?}");
+        // A kill the kernel log never named a victim for also waits.
+        assert!(!m
+            .handle(Event::Psi, at(15000, 10))
+            .contains(&Action::SysrqKill));
+        let a = m.handle(Event::Psi, at(22100, 10));
+        assert!(logged(&a, "not named in the kernel log"), "{a:?}");
+        assert!(a.contains(&Action::SysrqKill));
+    }
+
+    #[test]
+    fn the_kernels_own_kills_are_waited_for_too() {
+        let mut m = fallback(Params::default());
+        m.handle(Event::Psi, at(0, 10));
+        m.handle(victim(70), at(1500, 10));
+        assert!(!m
+            .handle(Event::Psi, at(2500, 10))
+            .contains(&Action::SysrqKill));
+        m.handle(Event::VictimExited(70), at(3000, 10));
+        assert!(m
+            .handle(Event::Psi, at(3500, 10))
+            .contains(&Action::SysrqKill));
+    }
+
+    #[test]
+    fn a_released_buffer_eaten_again_counts_as_the_stall_going_on() {
+        // Regression (CI, 6.12, swap leak): the release paused the stall's
+        // events for 5 s while the leaker ate the buffer; the kill came late.
+        for mode in [Mode::Fallback, Mode::Kernel] {
+            let mut m = Machine::new(mode, Params::default(), mode == Mode::Fallback);
+            if mode == Mode::Kernel {
+                m.handle(
+                    Event::Module(crate::status::parse("state=armed\n")),
+                    at(0, 100),
+                );
+            }
+            m.handle(Event::Psi, at(0, 20));
+            assert_eq!(m.stall.unwrap().released_kb, 32 * 1024, "{mode:?}");
+            assert_eq!(m.next_deadline(), Some(2000), "{mode:?}");
+            // 7 of 32 MiB eaten after 2 s: not yet, look again in a second.
+            assert!(!m
+                .handle(Event::Timer, at(2000, 45))
+                .contains(&Action::SysrqKill));
+            assert_eq!(m.next_deadline(), Some(3000), "{mode:?}");
+            let a = m.handle(Event::Timer, at(3000, 35));
+            assert!(a.contains(&Action::SysrqKill), "{mode:?}: {a:?}");
+            assert!(logged(&a, "released 32 MiB eaten again"), "{a:?}");
+            assert_eq!(m.stall.unwrap().eaten_check_ms, None, "{mode:?}");
+        }
+        // A release that was enough: no kill and no more checks.
+        let mut m = fallback(Params::default());
+        m.handle(Event::Psi, at(0, 140));
+        let a = m.handle(Event::Timer, at(2000, 300));
+        assert!(!a.contains(&Action::SysrqKill));
+        assert_eq!(m.stall.unwrap().eaten_check_ms, None);
+        // Nothing released (no buffer): events alone decide.
+        let mut m = Machine::new(Mode::Fallback, Params::default(), false);
+        m.handle(Event::Psi, at(0, 20));
+        assert_eq!(m.stall.unwrap().eaten_check_ms, None);
+        assert_eq!(m.next_deadline(), Some(5000));
+    }
+
+    #[test]
+    fn fallback_oom_state_ends_only_with_the_stall() {
+        // Regression (CI, 6.12): the state ended 5 s into a paused stall and
+        // the next event began a second one.
+        let mut m = fallback(Params {
+            psi_kill_ms: 0,
+            ..Params::default()
+        });
+        m.handle(Event::Psi, at(0, 20));
+        let a = m.handle(Event::Timer, at(5000, 300));
+        assert_eq!(m.state_word(), "oom", "{a:?}");
+        assert_eq!(m.next_deadline(), Some(10001));
+        m.handle(Event::Timer, at(10001, 300));
+        assert_eq!(m.stall, None);
+        assert_eq!(m.state_word(), "recovering");
+        assert_eq!(m.counters.oom_events, 1);
     }
 
     #[test]
@@ -724,7 +1042,10 @@ mod tests {
             })),
             at(2, 100),
         );
-        assert_eq!(kinds(&a), vec!["AppendFlag(\"victim=1 a b 2\\n\")"]);
+        assert_eq!(
+            kinds(&a),
+            vec!["WatchExit(1)", "AppendFlag(\"victim=1 a b 2\\n\")"]
+        );
         assert_eq!(m.oom, None, "the module owns the OOM state in kernel mode");
     }
 

@@ -347,6 +347,8 @@ struct Guard {
     /// moment after the last mount event), a few re-checks: (when, attempt).
     mount_recheck: Option<(u64, u32)>,
     trigger_failed: bool,
+    /// pidfds of OOM victims not yet exited ([`Action::WatchExit`]).
+    victims: Vec<(u32, OwnedFd)>,
 }
 
 /// Re-checks after mount activity: 200 ms, then doubling, 5 in all.
@@ -363,6 +365,7 @@ enum Src {
     Psi,
     Mountinfo,
     Kmsg,
+    Victim(u32),
 }
 
 impl Guard {
@@ -412,6 +415,7 @@ impl Guard {
             pending_flag: Vec::new(),
             mount_recheck: None,
             trigger_failed: false,
+            victims: Vec::new(),
             root,
         };
         if mode == Mode::Kernel {
@@ -597,6 +601,10 @@ impl Guard {
                 srcs.push(Src::Kmsg);
                 fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
             }
+            for (pid, fd) in &self.victims {
+                srcs.push(Src::Victim(*pid));
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            }
             match poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) | Err(nix::Error::EINTR) => {}
                 Err(e) => {
@@ -660,6 +668,10 @@ impl Guard {
                 }
             }
             Src::Mountinfo => self.check_switch(log, 0),
+            Src::Victim(pid) => {
+                self.victims.retain(|(p, _)| *p != pid);
+                events.push(Event::VictimExited(pid));
+            }
             Src::Kmsg => {
                 self.read_kmsg(&mut events);
                 self.check_vmstat(&mut events);
@@ -851,6 +863,15 @@ impl Guard {
                         log.warn(&format!("cannot write f to /{}: {e}", paths::SYSRQ));
                     }
                 }
+                Action::WatchExit(pid) => {
+                    if !self.watch_exit(pid) {
+                        let f = self.facts();
+                        let more = self.m.handle(Event::VictimExited(pid), f);
+                        if let Some(c) = self.execute(more, log) {
+                            return Some(c);
+                        }
+                    }
+                }
                 Action::Reboot => return Some(self.reboot(log)),
                 Action::WriteState => self.write_state(),
             }
@@ -870,6 +891,28 @@ impl Guard {
             self.pending_flag.clear();
         }
         None
+    }
+
+    /// Starts watching `pid` for its exit; false when it is gone already or
+    /// cannot be watched (then nobody waits for it).
+    fn watch_exit(&mut self, pid: u32) -> bool {
+        if !self.root.is_system() {
+            return false; // a fake root's pids are not this machine's
+        }
+        self.victims.retain(|(p, _)| *p != pid);
+        // SAFETY: pidfd_open takes two integers and returns a new descriptor
+        // or -1; no memory is passed.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        if fd < 0 {
+            return false; // ESRCH: exited already; ENOSYS: kernel before 5.3
+        }
+        // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+        if self.victims.len() >= machine::MAX_WATCHED_VICTIMS {
+            self.victims.remove(0);
+        }
+        self.victims.push((pid, fd));
+        true
     }
 
     /// Kernel mode: the module writes the flag, maybe after the kill line
