@@ -341,7 +341,7 @@ impl Machine {
     }
 
     /// sysrq f if the stall has lasted psi_kill_ms since it began (or since
-    /// the last kill's victims exited) and no victim is still on its way out.
+    /// the last kill) and no victim is still on its way out.
     fn maybe_kill(&mut self, now: u64, why: Option<String>, out: &mut Vec<Action>) {
         let kill_ms = u64::from(self.params.psi_kill_ms);
         let Some(stall) = self.stall else { return };
