@@ -253,7 +253,8 @@ def check_protected(workload, guard="oom_ext"):
         e.that(any(k.hog for k in o.kills), f"no hog was killed (kills: {o.kill_summary()})")
         e.that(o.worst_gap_ms is not None and o.worst_gap_ms < PROTECTED_MAX_GAP_MS,
                f"worst freeze {o.worst_gap_ms} ms (host {o.host_gap_ms:.0f} ms) with stall protection on, "
-               f"bound {PROTECTED_MAX_GAP_MS} ms")
+               f"bound {PROTECTED_MAX_GAP_MS} ms; it ended {e.fact('worst_gap_end_ms')} ms into the workload; "
+               f"guard log (ms from the workload's start): {e.fact('guard_timeline')}")
     check.__doc__ = f"{workload} with oom_ext: guest finishes, the hog dies, no freeze >= {PROTECTED_MAX_GAP_MS} ms"
     return check
 

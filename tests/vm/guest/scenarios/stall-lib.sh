@@ -160,6 +160,10 @@ stall_report() {
 	local start=$1 end=$2 by_pid=$3 kills_before=$4 comm
 	result worst_gap_ms "$(awk -v s="$start" -v e="$end" \
 		'$1 > s && $1 - $2 < e && $2 > m { m = $2 } END { print m + 0 }' "$STALL/heartbeat.log")"
+	# When it ended, in ms from the workload's start: read beside the
+	# guard's timeline below, it says what the guard was doing meanwhile.
+	result worst_gap_end_ms "$(awk -v s="$start" -v e="$end" \
+		'$1 > s && $1 - $2 < e && $2 > m { m = $2; t = $1 - s } END { print t + 0 }' "$STALL/heartbeat.log")"
 	# The same measure over the last 4 s before the workload: what the host's
 	# own noise (a descheduled QEMU) does to a calm guest.
 	result idle_gap_ms "$(awk -v s="$((start - 4000))" -v e="$start" \
@@ -185,6 +189,12 @@ stall_report() {
 	result guard_state "$(tr '\n' ' ' < /run/oom-ext/guard.state 2>/dev/null)"
 	report_status status_after
 	result guard_log "$(journalctl -b -o cat --no-pager -t oom-ext 2>/dev/null | grep -iE 'stall|sysrq|OOM' | tail -n 8 | tr '\n' '|')"
+	# The same lines stamped with ms from the workload's start (the guest's
+	# clock, as the heartbeat's): a failed check prints them, so a CI log's
+	# tail alone shows what the guard did around the freeze.
+	result guard_timeline "$(journalctl -b -o short-unix --no-pager -t oom-ext 2>/dev/null |
+		awk -v s="$start" '{ t = $1 * 1000 - s } t > -2000 { sub(/^[^ ]+ [^ ]+ [^ ]+ /, ""); printf "%+.0f %s|", t, $0 }' |
+		head -c 2000)"
 	result earlyoom_log "$(journalctl -b -u earlyoom -o cat --no-pager 2>/dev/null | grep -E 'low|sending' | head -n 4 | tr '\n' '|')"
 	systemctl stop stall-heartbeat.service stall-bystander.service 2>/dev/null
 }
