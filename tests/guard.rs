@@ -141,6 +141,12 @@ fn fallback_guard_idles_without_wakeups_and_stays_small() {
         "guard's own anonymous memory {} kB > 1 MiB",
         anon_kb - 1024
     );
+    // The writer thread must not bring a locked malloc arena (glibc's is
+    // a 64 MiB reservation per thread).
+    assert!(
+        locked_kb <= 32 * 1024,
+        "guard locks {locked_kb} kB of address space"
+    );
     assert!(stop(child).success());
     assert!(
         !root.join("run/oom-ext/guard.pid").exists(),

@@ -7,8 +7,9 @@ pub mod buffer;
 pub mod machine;
 pub mod oomkill;
 pub mod reanchor;
+pub mod writer;
 
-use crate::flag::{self, NewFlag};
+use crate::flag::NewFlag;
 use crate::init::{write_atomic, Mode};
 use crate::log::Log;
 use crate::params::Params;
@@ -27,7 +28,8 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::time::Instant;
+use std::time::Duration;
+use writer::{Files, Job, Writer};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
@@ -148,6 +150,13 @@ fn harden(root: &Root, log: &Log) {
     // first OOM, must be in RAM when the machine thrashes; with MCL_ONFAULT
     // those pages would be read from disk exactly then. The heap and stack
     // stay small.
+    // glibc gives a second thread (the writer) its own malloc arena: a
+    // 64 MiB reservation that MCL_FUTURE would lock. One arena is plenty.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets a malloc tunable; no other thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
     // SAFETY: mlockall only changes this process's paging; no memory is touched.
     if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
         log.warn(&format!(
@@ -265,6 +274,8 @@ pub fn run(root: &Root, log: &mut Log, opts: Options) -> i32 {
     ));
     g.write_state();
     realtime(root);
+    // After realtime(): the worker inherits the loop's priority.
+    g.start_writer(log);
     let code = g.run_loop(log);
     drop(lock);
     code
@@ -341,8 +352,12 @@ struct Guard {
     procfd: Option<OwnedFd>,
     kmsg: Option<std::fs::File>,
     vmstat_kills: Option<u64>,
-    flag_ours: bool,
-    pending_flag: Vec<String>,
+    /// The file writes: done here until the loop starts the worker
+    /// ([`Guard::start_writer`]), then by the worker.
+    files: Option<Files>,
+    writer: Option<Writer>,
+    /// Kernel mode: victim lines may wait in the writer for the flag.
+    flag_lines_sent: bool,
     /// After mount activity without a visible switch yet (PID 1 chroots a
     /// moment after the last mount event), a few re-checks: (when, attempt).
     mount_recheck: Option<(u64, u32)>,
@@ -354,8 +369,8 @@ struct Guard {
 /// Re-checks after mount activity: 200 ms, then doubling, 5 in all.
 const MOUNT_RECHECK_MS: u64 = 200;
 const MOUNT_RECHECKS: u32 = 5;
-/// A crash-flag write this slow is logged (it held up the event loop).
-const SLOW_FLAG_MS: u128 = 500;
+/// Reboot, re-exec and exit wait this long at most for queued writes.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Src {
@@ -411,8 +426,9 @@ impl Guard {
             procfd: None,
             kmsg: None,
             vmstat_kills: None,
-            flag_ours: false,
-            pending_flag: Vec::new(),
+            files: Some(Files::new(root.clone(), log.clone())),
+            writer: None,
+            flag_lines_sent: false,
             mount_recheck: None,
             trigger_failed: false,
             victims: Vec::new(),
@@ -696,6 +712,8 @@ impl Guard {
     fn check_switch(&mut self, log: &mut Log, attempt: u32) {
         let Some(procfd) = &self.procfd else { return };
         if reanchor::switched(procfd) {
+            // The re-exec ends the writer thread: its queued writes first.
+            self.drain();
             reanchor::reanchor(procfd, log);
             // Only returns when no binary to re-exec was found.
             self.mountinfo = None;
@@ -765,11 +783,10 @@ impl Guard {
 
     fn shutdown(&mut self, log: &Log, sig: u32) -> i32 {
         self.buffer = None;
-        if self.flag_ours {
-            // A clean stop is not a hang: do not leave a flag behind to be
-            // reported on the next boot.
-            let _ = flag::remove(&self.root, &self.m.params.crashflag_name);
-        }
+        // A clean stop is not a hang: do not leave a flag behind to be
+        // reported on the next boot.
+        self.submit(Job::RemoveOurs);
+        self.drain();
         let _ = std::fs::remove_file(self.root.join(paths::PIDFILE));
         let _ = std::fs::remove_file(self.root.join(paths::GUARD_STATE));
         log.info(&format!("guard stopping on signal {sig}: buffer released"));
@@ -798,15 +815,6 @@ impl Guard {
     fn execute(&mut self, acts: Vec<Action>, log: &Log) -> Option<i32> {
         let flag_path = self.m.params.crashflag_name.clone();
         for a in acts {
-            // The flag is fsync'd from this loop: a slow disk delays every
-            // later event. Say so, with the time, when it happens.
-            let slow_flag_op = match &a {
-                Action::CreateFlag(_) => Some("creating"),
-                Action::AppendFlag(_) => Some("appending to"),
-                Action::RemoveFlag => Some("removing"),
-                _ => None,
-            };
-            let started = Instant::now();
             match a {
                 Action::Log(level, msg) => log.log(level, &msg),
                 Action::ReleaseBuffer => self.buffer = None,
@@ -825,29 +833,20 @@ impl Guard {
                 }
                 Action::CreateFlag(source) => {
                     let content = self.new_flag(source).serialize();
-                    match flag::create(&self.root, &flag_path, &content) {
-                        Ok(()) => self.flag_ours = true,
-                        Err(e) => {
-                            self.flag_ours = false;
-                            log.warn(&format!("cannot create crash flag {flag_path}: {e} (an existing file is never overwritten)"));
-                        }
-                    }
+                    self.submit(Job::Create {
+                        flag: flag_path.clone(),
+                        content,
+                    });
                 }
                 Action::AppendFlag(line) => {
-                    if self.m.mode == Mode::Kernel {
-                        self.pending_flag.push(line);
-                        self.flush_pending();
-                    } else if self.flag_ours {
-                        let _ = flag::append(&self.root, &flag_path, &line);
-                    }
+                    let kernel = self.m.mode == Mode::Kernel;
+                    self.flag_lines_sent |= kernel;
+                    self.submit(Job::Append {
+                        line,
+                        module_flag: kernel.then(|| flag_path.clone()),
+                    });
                 }
-                Action::RemoveFlag => {
-                    if std::mem::take(&mut self.flag_ours) {
-                        if let Err(e) = flag::remove(&self.root, &flag_path) {
-                            log.warn(&format!("cannot remove crash flag {flag_path}: {e}"));
-                        }
-                    }
-                }
+                Action::RemoveFlag => self.submit(Job::RemoveOurs),
                 Action::Trigger => match std::fs::write(self.root.join(paths::MODULE_TRIGGER), "1")
                 {
                     Ok(()) => self.trigger_failed = false,
@@ -875,22 +874,52 @@ impl Guard {
                 Action::Reboot => return Some(self.reboot(log)),
                 Action::WriteState => self.write_state(),
             }
-            if let Some(what) = slow_flag_op {
-                let ms = started.elapsed().as_millis();
-                if ms >= SLOW_FLAG_MS {
-                    log.warn(&format!(
-                        "{what} the crash flag {flag_path} took {ms} ms (fsync under memory pressure)"
-                    ));
-                }
-            }
         }
-        if self.m.mode == Mode::Kernel
+        if self.flag_lines_sent
             && self.m.module_state.as_deref() != Some("oom")
             && self.m.stall.is_none()
         {
-            self.pending_flag.clear();
+            self.flag_lines_sent = false;
+            self.submit(Job::DropPending);
         }
         None
+    }
+
+    /// Starts the writer thread; without it (it could not start) the loop
+    /// does its writes itself, as before the loop began.
+    fn start_writer(&mut self, log: &Log) {
+        let Some(files) = self.files.take() else {
+            return;
+        };
+        match Writer::spawn(files) {
+            Ok(w) => self.writer = Some(w),
+            Err(e) => {
+                log.warn(&format!(
+                    "cannot start the writer thread: {e}; the event loop writes the crash flag itself"
+                ));
+                self.files = Some(Files::new(self.root.clone(), log.clone()));
+            }
+        }
+    }
+
+    fn submit(&mut self, job: Job) {
+        let job = match &self.writer {
+            Some(w) => match w.send(job) {
+                Ok(()) => return,
+                Err(job) => job,
+            },
+            None => job,
+        };
+        if let Some(f) = self.files.as_mut() {
+            f.run(job);
+        }
+    }
+
+    /// Waits (bounded) for the writes queued so far.
+    fn drain(&self) {
+        if let Some(w) = &self.writer {
+            w.drain(DRAIN_LIMIT);
+        }
     }
 
     /// Starts watching `pid` for its exit; false when it is gone already or
@@ -915,22 +944,9 @@ impl Guard {
         true
     }
 
-    /// Kernel mode: the module writes the flag, maybe after the kill line
-    /// arrived; lines wait (bounded) until the flag is there.
-    fn flush_pending(&mut self) {
-        let path = self.m.params.crashflag_name.clone();
-        while let Some(line) = self.pending_flag.first() {
-            match flag::append(&self.root, &path, line) {
-                Ok(()) => {
-                    self.pending_flag.remove(0);
-                }
-                Err(_) => break,
-            }
-        }
-        self.pending_flag.truncate(32);
-    }
-
     fn reboot(&mut self, log: &Log) -> i32 {
+        // gracetime_reboot=1 must be in the flag before the sync.
+        self.drain();
         nix::unistd::sync();
         if !self.root.is_system() {
             // Against a fake root, record the decision instead of rebooting this machine.
@@ -943,7 +959,7 @@ impl Guard {
         1
     }
 
-    fn write_state(&self) {
+    fn write_state(&mut self) {
         let c = &self.m.counters;
         let text = format!(
             "pid={}\nmode={}\nstate={}\nbuffer_bytes={}\noom_events={}\nreleases={}\nrearms={}\nstall_events={}\nkills={}\nvictims={}\npsi={}\nmodule_state={}\n",
@@ -960,6 +976,6 @@ impl Guard {
             self.psi_word(),
             self.m.module_state.as_deref().unwrap_or("none"),
         );
-        let _ = write_atomic(&self.root.join(paths::GUARD_STATE), &text);
+        self.submit(Job::State(text));
     }
 }
