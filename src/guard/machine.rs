@@ -382,7 +382,13 @@ impl Machine {
             s.last_kill_ms = Some(now);
             s.eaten_check_ms = None;
         }
-        let why = why.unwrap_or_else(|| format!("memory stall for {since} ms"));
+        let why = why.unwrap_or_else(|| match stall.last_kill_ms {
+            None => format!("memory stall for {since} ms"),
+            Some(_) => format!(
+                "memory stall for {} ms, {since} ms since the last kill",
+                now.saturating_sub(stall.start_ms)
+            ),
+        });
         out.push(Action::Log(
             Level::Warning,
             format!("{why}: asking the kernel's OOM killer to pick a victim (sysrq f)"),
@@ -621,7 +627,9 @@ impl Machine {
             });
             return;
         }
-        if eaten && self.awaiting.is_none() {
+        // maybe_kill holds back while a victim is on its way out (at most
+        // VICTIM_EXIT_WAIT_MS), as it does for events.
+        if eaten {
             let why = format!(
                 "memory stall for {} ms, the released {} MiB eaten again ({} kB available, {} kB when it began)",
                 f.now_ms - s.start_ms,
@@ -932,6 +940,37 @@ mod tests {
         m.handle(Event::Psi, at(0, 20));
         assert_eq!(m.stall.unwrap().eaten_check_ms, None);
         assert_eq!(m.next_deadline(), Some(5000));
+    }
+
+    #[test]
+    fn an_eaten_buffer_waits_for_a_victim_as_events_do() {
+        // The kernel's own kill named a victim that does not exit: the
+        // eaten-again check holds back for VICTIM_EXIT_WAIT_MS, then kills,
+        // like the event path (a_victim_that_never_exits_...).
+        let mut m = fallback(Params::default());
+        m.handle(Event::Psi, at(0, 20));
+        m.handle(victim(80), at(500, 20));
+        for t in (2000..11_000).step_by(1000) {
+            if t == 9000 {
+                // An event keeps the stall going (no kill: the victim).
+                assert!(!m.handle(Event::Psi, at(t, 20)).contains(&Action::SysrqKill));
+            }
+            let a = m.handle(Event::Timer, at(t, 20));
+            assert!(!a.contains(&Action::SysrqKill), "at {t} ms: {a:?}");
+            assert_eq!(m.next_deadline(), Some(t + 1000), "still checking");
+        }
+        let a = m.handle(Event::Timer, at(11_000, 20));
+        assert!(a.contains(&Action::SysrqKill), "{a:?}");
+        assert!(logged(&a, "(80) have not exited after 10500 ms"), "{a:?}");
+        assert!(logged(&a, "eaten again"), "{a:?}");
+        // A later event kill says how long the whole stall has lasted.
+        m.handle(victim(81), at(11_100, 20));
+        m.handle(Event::VictimExited(81), at(11_500, 20));
+        let a = m.handle(Event::Psi, at(13_000, 20));
+        assert!(
+            logged(&a, "memory stall for 13000 ms, 2000 ms since the last kill"),
+            "{a:?}"
+        );
     }
 
     #[test]
