@@ -45,6 +45,16 @@ pub const CALM_STALL_LOG_MS: u64 = 60_000;
 pub const VICTIM_EXIT_WAIT_MS: u64 = 10_000;
 /// At most this many victims are watched at once (a storm kills dozens).
 pub const MAX_WATCHED_VICTIMS: usize = 16;
+/// A sysrq kill is made this long after it is decided, and only if memory
+/// did not start coming back meanwhile. Measured (CI, 6.12, storm): at the
+/// workload's end its hogs were exiting on their own, their 339 MB not yet
+/// free (MemAvailable low, 39 MB on the per-CPU lists), no hog left in the
+/// task list, and sysrq f killed the bystander.
+pub const KILL_CONFIRM_MS: u64 = 200;
+/// Memory that came free (net of allocations) during the confirmation
+/// that calls a kill off: 4 MiB in 200 ms is 20 MB/s, more than reclaim
+/// gives back while the machine is stuck.
+pub const COMING_BACK_KB: i64 = 4 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -71,6 +81,10 @@ pub struct Facts {
     pub mem_available_kb: Option<u64>,
     /// MemTotal from /proc/meminfo, if readable.
     pub mem_total_kb: Option<u64>,
+    /// Pages freed minus pages allocated since boot, in kB (/proc/vmstat),
+    /// if readable: the difference between two readings is how much free
+    /// memory grew.
+    pub net_freed_kb: Option<i64>,
 }
 
 impl Facts {
@@ -126,6 +140,14 @@ pub struct Stall {
     pub eaten_check_ms: Option<u64>,
 }
 
+/// A kill decided, to be made at `at_ms` unless memory comes back first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingKill {
+    pub at_ms: u64,
+    pub net_freed_kb: i64,
+    pub why: String,
+}
+
 /// Kills whose victims have not exited yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Awaiting {
@@ -157,6 +179,7 @@ pub struct Machine {
     pub counters: Counters,
     /// Set from a kill until its victims have exited.
     pub awaiting: Option<Awaiting>,
+    pub pending_kill: Option<PendingKill>,
     rebooting: bool,
     calm_stall_logged_ms: Option<u64>,
 }
@@ -173,6 +196,7 @@ impl Machine {
             module_state: None,
             counters: Counters::default(),
             awaiting: None,
+            pending_kill: None,
             rebooting: false,
             calm_stall_logged_ms: None,
         }
@@ -219,6 +243,9 @@ impl Machine {
         }
         if let Some(r) = self.rearm_at {
             d.push(r);
+        }
+        if let Some(k) = &self.pending_kill {
+            d.push(k.at_ms);
         }
         if self.rebooting {
             return None;
@@ -326,7 +353,7 @@ impl Machine {
             Mode::Kernel => out.push(Action::Trigger),
             _ => self.evidence(now, "psi", f, out),
         }
-        self.maybe_kill(now, None, out);
+        self.maybe_kill(f, None, out);
         out.push(Action::WriteState);
     }
 
@@ -341,11 +368,14 @@ impl Machine {
     }
 
     /// sysrq f if the stall has lasted psi_kill_ms since it began (or since
-    /// the last kill) and no victim is still on its way out.
-    fn maybe_kill(&mut self, now: u64, why: Option<String>, out: &mut Vec<Action>) {
+    /// the last kill) and no victim is still on its way out; made
+    /// KILL_CONFIRM_MS later ([`Machine::confirm_kill`]) when the memory
+    /// counters can tell whether memory is coming back meanwhile.
+    fn maybe_kill(&mut self, f: Facts, why: Option<String>, out: &mut Vec<Action>) {
+        let now = f.now_ms;
         let kill_ms = u64::from(self.params.psi_kill_ms);
         let Some(stall) = self.stall else { return };
-        if kill_ms == 0 {
+        if kill_ms == 0 || self.pending_kill.is_some() {
             return;
         }
         let since = now.saturating_sub(stall.last_kill_ms.unwrap_or(stall.start_ms));
@@ -373,6 +403,51 @@ impl Machine {
                 ),
             ));
         }
+        let why = why.unwrap_or_else(|| match stall.last_kill_ms {
+            None => format!("memory stall for {since} ms"),
+            Some(_) => format!(
+                "memory stall for {} ms, {since} ms since the last kill",
+                now.saturating_sub(stall.start_ms)
+            ),
+        });
+        match f.net_freed_kb {
+            Some(net_freed_kb) => {
+                self.pending_kill = Some(PendingKill {
+                    at_ms: now + KILL_CONFIRM_MS,
+                    net_freed_kb,
+                    why,
+                })
+            }
+            None => self.kill_now(now, why, out),
+        }
+    }
+
+    /// The kill decided KILL_CONFIRM_MS ago, unless memory came back: the
+    /// kernel would pick the next process while the last ones still free
+    /// theirs, and that one would be innocent.
+    fn confirm_kill(&mut self, k: PendingKill, f: Facts, out: &mut Vec<Action>) {
+        if self.stall.is_none() {
+            return;
+        }
+        let freed = f.net_freed_kb.map(|n| n - k.net_freed_kb);
+        if !f.memory_short() || freed.is_some_and(|kb| kb >= COMING_BACK_KB) {
+            out.push(Action::Log(
+                Level::Info,
+                format!(
+                    "{}, but memory is coming back without a kill ({} kB freed in {} ms, {} kB available): no sysrq f",
+                    k.why,
+                    freed.unwrap_or(0),
+                    f.now_ms.saturating_sub(k.at_ms - KILL_CONFIRM_MS),
+                    f.mem_available_kb.unwrap_or(0)
+                ),
+            ));
+            return;
+        }
+        self.kill_now(f.now_ms, k.why, out);
+        out.push(Action::WriteState);
+    }
+
+    fn kill_now(&mut self, now: u64, why: String, out: &mut Vec<Action>) {
         self.counters.kills += 1;
         self.awaiting = Some(Awaiting {
             since_ms: now,
@@ -382,13 +457,6 @@ impl Machine {
             s.last_kill_ms = Some(now);
             s.eaten_check_ms = None;
         }
-        let why = why.unwrap_or_else(|| match stall.last_kill_ms {
-            None => format!("memory stall for {since} ms"),
-            Some(_) => format!(
-                "memory stall for {} ms, {since} ms since the last kill",
-                now.saturating_sub(stall.start_ms)
-            ),
-        });
         out.push(Action::Log(
             Level::Warning,
             format!("{why}: asking the kernel's OOM killer to pick a victim (sysrq f)"),
@@ -518,6 +586,7 @@ impl Machine {
                 // Memory is back: a victim still on its way out holds back
                 // no kill in a later stall.
                 self.awaiting = None;
+                self.pending_kill = None;
                 out.push(Action::Log(
                     Level::Info,
                     format!(
@@ -537,6 +606,13 @@ impl Machine {
                     out,
                 );
                 return;
+            }
+        }
+        if let Some(k) = self.pending_kill.take() {
+            if now >= k.at_ms {
+                self.confirm_kill(k, f, out);
+            } else {
+                self.pending_kill = Some(k);
             }
         }
         self.check_eaten(f, out);
@@ -637,7 +713,7 @@ impl Machine {
                 now_kb,
                 start
             );
-            self.maybe_kill(f.now_ms, Some(why), out);
+            self.maybe_kill(f, Some(why), out);
             out.push(Action::WriteState);
         }
         if let Some(st) = self.stall.as_mut() {
@@ -667,7 +743,62 @@ mod tests {
             now_ms: ms,
             mem_available_kb: Some(mem_mb * 1024),
             mem_total_kb: Some(1024 * 1024),
+            net_freed_kb: None,
         }
+    }
+
+    /// Facts with the vmstat counter: `freed_kb` net freed since boot.
+    fn counted(ms: u64, mem_mb: u64, freed_kb: i64) -> Facts {
+        Facts {
+            net_freed_kb: Some(freed_kb),
+            ..at(ms, mem_mb)
+        }
+    }
+
+    #[test]
+    fn no_kill_while_memory_comes_back_by_itself() {
+        // Regression (CI, 6.12, storm): at the workload's end its hogs were
+        // exiting on their own, MemAvailable still low, and sysrq f killed
+        // the bystander. A kill is made KILL_CONFIRM_MS after it is
+        // decided, and not if memory came free meanwhile.
+        let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+        m.handle(Event::Psi, counted(0, 20, 1000));
+        let a = m.handle(Event::Psi, counted(2000, 20, 1000));
+        assert!(!a.contains(&Action::SysrqKill), "{a:?}");
+        assert_eq!(m.next_deadline(), Some(2000 + KILL_CONFIRM_MS));
+        // An event meanwhile decides nothing more.
+        assert!(!m
+            .handle(Event::Psi, counted(2100, 20, 1500))
+            .contains(&Action::SysrqKill));
+        // 40 MB came free in 200 ms: called off.
+        let a = m.handle(Event::Timer, counted(2200, 30, 41_000));
+        assert!(!a.contains(&Action::SysrqKill), "{a:?}");
+        assert!(
+            logged(
+                &a,
+                "memory is coming back without a kill (40000 kB freed in 200 ms"
+            ),
+            "{a:?}"
+        );
+        assert_eq!(m.counters.kills, 0);
+        // Still stuck a second later, nothing freed: decided again, and made.
+        assert!(!m
+            .handle(Event::Psi, counted(3000, 20, 41_000))
+            .contains(&Action::SysrqKill));
+        let a = m.handle(Event::Timer, counted(3200, 20, 42_000));
+        assert!(a.contains(&Action::SysrqKill), "{a:?}");
+        assert!(logged(&a, "memory stall for 3000 ms: asking"), "{a:?}");
+        assert_eq!(m.counters.kills, 1);
+        assert_eq!(m.stall.unwrap().last_kill_ms, Some(3200));
+        // A pending kill dies with its stall.
+        let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+        m.handle(Event::Psi, counted(0, 20, 0));
+        m.handle(Event::Psi, counted(2000, 20, 0));
+        m.handle(Event::Timer, counted(2200, 500, 0));
+        assert_eq!(m.counters.kills, 0, "memory no longer short: no kill");
+        m.handle(Event::Psi, counted(2500, 20, 0));
+        m.handle(Event::Timer, counted(12_501, 500, 0));
+        assert_eq!((m.stall.is_none(), m.pending_kill.is_none()), (true, true));
     }
 
     fn kinds(a: &[Action]) -> Vec<String> {

@@ -544,10 +544,19 @@ impl Guard {
 
     fn facts(&self) -> Facts {
         let meminfo = std::fs::read_to_string(self.root.join(paths::MEMINFO)).ok();
+        let page_kb = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .map_or(4, |b| b / 1024) as i64;
+        let vmstat = std::fs::read_to_string(self.root.join(paths::VMSTAT)).ok();
         Facts {
             now_ms: now_ms(),
             mem_available_kb: meminfo.as_deref().and_then(oomkill::mem_available_kb),
             mem_total_kb: meminfo.as_deref().and_then(oomkill::mem_total_kb),
+            net_freed_kb: vmstat
+                .as_deref()
+                .and_then(oomkill::vmstat_net_freed_pages)
+                .map(|p| p.wrapping_mul(page_kb)),
         }
     }
 

@@ -37,6 +37,29 @@ pub fn vmstat_oom_kill(text: &str) -> Option<u64> {
     })
 }
 
+/// Pages freed minus pages allocated since boot (`pgfree` minus every
+/// `pgalloc_*` in /proc/vmstat): between two readings, how much free
+/// memory grew, counting the per-CPU lists that MemFree and MemAvailable
+/// leave out (a dying process's pages land there first).
+pub fn vmstat_net_freed_pages(text: &str) -> Option<i64> {
+    let mut freed = None;
+    let mut allocated: u64 = 0;
+    for l in text.lines() {
+        let Some((key, value)) = l.split_once(' ') else {
+            continue;
+        };
+        let Ok(n) = value.trim().parse::<u64>() else {
+            continue;
+        };
+        if key == "pgfree" {
+            freed = Some(n);
+        } else if key.starts_with("pgalloc_") {
+            allocated = allocated.wrapping_add(n);
+        }
+    }
+    freed.map(|f| f.wrapping_sub(allocated) as i64)
+}
+
 /// `MemAvailable:  N kB` from /proc/meminfo.
 pub fn mem_available_kb(text: &str) -> Option<u64> {
     meminfo_kb(text, "MemAvailable:")
@@ -56,6 +79,17 @@ fn meminfo_kb(text: &str, key: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn net_freed_pages_from_vmstat() {
+        let t = "nr_free_pages 2940\npgalloc_dma 100\npgalloc_dma32 5000\npgalloc_normal 0\npgalloc_movable 0\npgfree 5300\noom_kill 3\n";
+        assert_eq!(vmstat_net_freed_pages(t), Some(200));
+        // Less freed than allocated: negative, not a wrapped huge number.
+        let t = "pgalloc_dma32 5000\npgfree 4000\n";
+        assert_eq!(vmstat_net_freed_pages(t), Some(-1000));
+        assert_eq!(vmstat_net_freed_pages("pgalloc_dma32 5\n"), None);
+        assert_eq!(vmstat_net_freed_pages("pgfree x\npgfree\n"), None);
+    }
 
     #[test]
     fn kill_lines_from_6_1_and_6_12() {
