@@ -912,15 +912,10 @@ impl Guard {
     }
 
     fn submit(&mut self, job: Job) {
-        let job = match &self.writer {
-            Some(w) => match w.send(job) {
-                Ok(()) => return,
-                Err(job) => job,
-            },
-            None => job,
-        };
-        if let Some(f) = self.files.as_mut() {
-            f.run(job);
+        match (&self.writer, self.files.as_mut()) {
+            (Some(w), _) => w.send(job),
+            (None, Some(f)) => f.run(job),
+            (None, None) => {}
         }
     }
 
