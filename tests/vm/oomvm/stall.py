@@ -20,6 +20,8 @@ import re
 import statistics
 import subprocess
 
+from . import qemu
+
 # The kernel's console log level stays at its default: with loglevel=4 a
 # guest on a loaded host printed nothing for the first 2 minutes of boot
 # and the harness took it for hung. So the OOM killer's multi-page report
@@ -87,6 +89,17 @@ def qemu_args(workload):
 
 def cmdline(workload, guard, extra=""):
     return " ".join(x for x in (COMMON_CMDLINE, GUARDS[guard], extra) if x)
+
+
+def boot(img, outdir, harness, workload, guard, series, timeout_s, extra=""):
+    """One stall run outside the suite (benchmark, demo): its Outcome."""
+    w = WORKLOADS[workload]
+    make_args = qemu_args(w)
+    run = qemu.boot(outdir=outdir, image=img.path, harness=harness, kernel=img.kernel(series),
+                    initrd=img.initrd(series, "dracut"),
+                    cmdline=f"oomtest={w.script} {cmdline(workload, guard, extra)}",
+                    timeout_s=timeout_s, extra_args=make_args(outdir) if make_args else ())
+    return outcome(run, workload, guard, series)
 
 
 # ------------------------------------------------------------------ outcome
