@@ -221,6 +221,7 @@ mod tests {
         w.send(Job::RemoveOurs);
         assert!(w.drain(Duration::from_secs(10)));
         assert!(!flag.exists());
+        let _ = std::fs::remove_dir_all(root.dir());
     }
 
     #[test]
@@ -241,6 +242,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&flag).unwrap(), "theirs\n");
         let log = std::fs::read_to_string(root.join("dev/kmsg")).unwrap();
         assert!(log.contains("never overwritten"), "{log}");
+        let _ = std::fs::remove_dir_all(root.dir());
     }
 
     #[test]
@@ -278,5 +280,6 @@ mod tests {
             std::fs::read_to_string(&flag).unwrap(),
             "oom_ext_flag=1\nvictim=7 d 8\n"
         );
+        let _ = std::fs::remove_dir_all(root.dir());
     }
 }
