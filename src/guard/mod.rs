@@ -352,6 +352,11 @@ struct Guard {
     procfd: Option<OwnedFd>,
     kmsg: Option<std::fs::File>,
     vmstat_kills: Option<u64>,
+    /// /proc/vmstat as read by this wake-up's [`Guard::check_vmstat`]:
+    /// the next [`Guard::facts`] uses it instead of reading it again.
+    vmstat_now: Option<String>,
+    /// Page size in kB, for vmstat's page counts.
+    page_kb: i64,
     /// The file writes: done here until the loop starts the worker
     /// ([`Guard::start_writer`]), then by the worker.
     files: Option<Files>,
@@ -426,6 +431,11 @@ impl Guard {
             procfd: None,
             kmsg: None,
             vmstat_kills: None,
+            vmstat_now: None,
+            page_kb: nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+                .ok()
+                .flatten()
+                .map_or(4, |b| b / 1024) as i64,
             files: Some(Files::new(root.clone(), log.clone())),
             writer: None,
             flag_lines_sent: false,
@@ -454,7 +464,7 @@ impl Guard {
             .ok();
         }
         g.open_kmsg();
-        g.vmstat_kills = g.read_vmstat_kills();
+        g.vmstat_kills = g.read_vmstat().and_then(|t| oomkill::vmstat_oom_kill(&t));
         Ok(g)
     }
 
@@ -536,19 +546,14 @@ impl Guard {
         self.kmsg = Some(f);
     }
 
-    fn read_vmstat_kills(&self) -> Option<u64> {
-        std::fs::read_to_string(self.root.join(paths::VMSTAT))
-            .ok()
-            .and_then(|t| oomkill::vmstat_oom_kill(&t))
+    fn read_vmstat(&self) -> Option<String> {
+        std::fs::read_to_string(self.root.join(paths::VMSTAT)).ok()
     }
 
-    fn facts(&self) -> Facts {
+    fn facts(&mut self) -> Facts {
         let meminfo = std::fs::read_to_string(self.root.join(paths::MEMINFO)).ok();
-        let page_kb = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-            .ok()
-            .flatten()
-            .map_or(4, |b| b / 1024) as i64;
-        let vmstat = std::fs::read_to_string(self.root.join(paths::VMSTAT)).ok();
+        let page_kb = self.page_kb;
+        let vmstat = self.vmstat_now.take().or_else(|| self.read_vmstat());
         Facts {
             now_ms: now_ms(),
             mem_available_kb: meminfo.as_deref().and_then(oomkill::mem_available_kb),
@@ -714,6 +719,8 @@ impl Guard {
                 return Some(code);
             }
         }
+        // Unused (no event): never let a later wake-up see it as fresh.
+        self.vmstat_now = None;
         None
     }
 
@@ -734,7 +741,8 @@ impl Guard {
     }
 
     fn check_vmstat(&mut self, events: &mut Vec<Event>) {
-        let now = self.read_vmstat_kills();
+        let text = self.read_vmstat();
+        let now = text.as_deref().and_then(oomkill::vmstat_oom_kill);
         if let (Some(old), Some(new)) = (self.vmstat_kills, now) {
             if new > old && !events.iter().any(|e| matches!(e, Event::OomKill(_))) {
                 events.push(Event::OomKill(None));
@@ -743,6 +751,7 @@ impl Guard {
         if now.is_some() {
             self.vmstat_kills = now;
         }
+        self.vmstat_now = text;
     }
 
     fn read_kmsg(&mut self, events: &mut Vec<Event>) {
