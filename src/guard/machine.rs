@@ -402,6 +402,8 @@ impl Machine {
                     now - a.since_ms
                 ),
             ));
+            // Given up on: a victim named from now on is a new one.
+            self.awaiting = None;
         }
         let why = why.unwrap_or_else(|| match stall.last_kill_ms {
             None => format!("memory stall for {since} ms"),
@@ -427,6 +429,23 @@ impl Machine {
     /// theirs, and that one would be innocent.
     fn confirm_kill(&mut self, k: PendingKill, f: Facts, out: &mut Vec<Action>) {
         if self.stall.is_none() {
+            return;
+        }
+        // The kernel killed on its own meanwhile: a sysrq f now would find
+        // that victim still exiting and kill nobody, or kill the next one.
+        if let Some(a) = &self.awaiting {
+            out.push(Action::Log(
+                Level::Info,
+                format!(
+                    "{}, but the kernel's OOM killer killed pid {} meanwhile: no sysrq f",
+                    k.why,
+                    a.pids
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            ));
             return;
         }
         let freed = f.net_freed_kb.map(|n| n - k.net_freed_kb);
@@ -799,6 +818,46 @@ mod tests {
         m.handle(Event::Psi, counted(2500, 20, 0));
         m.handle(Event::Timer, counted(12_501, 500, 0));
         assert_eq!((m.stall.is_none(), m.pending_kill.is_none()), (true, true));
+    }
+
+    #[test]
+    fn no_sysrq_when_the_kernel_kills_during_the_confirmation() {
+        // Regression (benchmark, 6.12, storm, fallback mode): the kernel
+        // killed a hog on its own between the decision and the sysrq f;
+        // the sysrq found that victim still exiting and killed nobody, and
+        // its empty wait replaced the watch on the real victim: no kill
+        // for 10 s, a 7 s freeze.
+        let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+        m.handle(Event::Psi, counted(0, 20, 1000));
+        m.handle(Event::Psi, counted(2000, 20, 1000));
+        let a = m.handle(
+            Event::OomKill(Some(Victim {
+                pid: 9,
+                comm: "hog".into(),
+                rss_kb: 100,
+            })),
+            counted(2100, 20, 1000),
+        );
+        assert!(a.contains(&Action::WatchExit(9)), "{a:?}");
+        let a = m.handle(Event::Timer, counted(2200, 20, 1000));
+        assert!(!a.contains(&Action::SysrqKill), "{a:?}");
+        assert!(
+            logged(&a, "the kernel's OOM killer killed pid 9 meanwhile"),
+            "{a:?}"
+        );
+        assert_eq!(m.counters.kills, 0);
+        // Its exit ends the wait; the stall goes on: decided and made again.
+        m.handle(Event::VictimExited(9), counted(2500, 20, 1000));
+        m.handle(Event::Psi, counted(3000, 20, 1000));
+        let a = m.handle(Event::Timer, counted(3200, 20, 1000));
+        assert!(a.contains(&Action::SysrqKill), "{a:?}");
+        // A wait given up after 10 s does not call off the next kill.
+        let a = m.handle(Event::Psi, counted(12_000, 20, 1000));
+        assert!(!logged(&a, "have not exited after"), "{a:?}");
+        let a = m.handle(Event::Psi, counted(13_300, 20, 1000));
+        assert!(logged(&a, "have not exited after"), "{a:?}");
+        let a = m.handle(Event::Timer, counted(13_500, 20, 1000));
+        assert!(a.contains(&Action::SysrqKill), "{a:?}");
     }
 
     fn kinds(a: &[Action]) -> Vec<String> {
