@@ -393,11 +393,7 @@ impl Machine {
                     if a.pids.is_empty() {
                         "not named in the kernel log".to_string()
                     } else {
-                        a.pids
-                            .iter()
-                            .map(|p| p.to_string())
-                            .collect::<Vec<_>>()
-                            .join(" ")
+                        pid_list(&a.pids)
                     },
                     now - a.since_ms
                 ),
@@ -439,11 +435,7 @@ impl Machine {
                 format!(
                     "{}, but the kernel's OOM killer killed pid {} meanwhile: no sysrq f",
                     k.why,
-                    a.pids
-                        .iter()
-                        .map(|p| p.to_string())
-                        .collect::<Vec<_>>()
-                        .join(" ")
+                    pid_list(&a.pids)
                 ),
             ));
             return;
@@ -751,6 +743,13 @@ impl Machine {
         out.push(Action::AppendFlag("gracetime_reboot=1\n".into()));
         out.push(Action::Reboot);
     }
+}
+
+fn pid_list(pids: &[u32]) -> String {
+    pids.iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
