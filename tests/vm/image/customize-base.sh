@@ -9,11 +9,13 @@ echo oomtest > "$root/etc/hostname"
 echo '/dev/vda / ext4 rw,errors=remount-ro 0 0' > "$root/etc/fstab"
 chroot "$root" passwd -d root >/dev/null
 
-# Timers and services that only cost time in a 1-CPU TCG guest, and earlyoom,
-# which is installed for side-by-side runs but must not act unless asked.
+# Timers and services that only cost time in a 1-CPU TCG guest, and the
+# peers (earlyoom, nohang, systemd-oomd), installed for side-by-side runs in
+# the benchmark but which must not act unless a run asks for one.
 for unit in apt-daily.timer apt-daily-upgrade.timer man-db.timer \
 	e2scrub_all.timer e2scrub_reap.service fstrim.timer dpkg-db-backup.timer \
-	systemd-timesyncd.service earlyoom.service getty@tty1.service \
+	systemd-timesyncd.service earlyoom.service nohang.service \
+	nohang-desktop.service systemd-oomd.service systemd-oomd.socket getty@tty1.service \
 	serial-getty@ttyS0.service; do
 	ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done

@@ -2,7 +2,8 @@
 
 Stage 1, base tree (key: apt candidate versions + this recipe): mmdebstrap of
 bookworm with systemd, both kernel series with their headers, dkms, dracut-core
-and initramfs-tools side by side (they do not conflict), stress-ng, earlyoom.
+and initramfs-tools side by side (they do not conflict), stress-ng, and the
+peers earlyoom, nohang and systemd-oomd (masked until a benchmark run unmasks one).
 
 Stage 2, project image (key: base key + project files + guest harness):
 copy the tree, install the guest harness, then install oom_ext the way a user
@@ -30,7 +31,7 @@ REPO = HERE.parent.parent                                   # repository root
 BASE_PACKAGES = [
     "systemd", "systemd-sysv", "udev", "dbus", "kmod", "procps", "util-linux",
     "initramfs-tools", "busybox", "zstd", "dracut-core", "e2fsprogs",
-    "stress-ng", "earlyoom",
+    "stress-ng", "earlyoom", "nohang", "systemd-oomd", "libarchive-tools",
     "linux-image-amd64", "linux-image-6.12-amd64",
     "linux-headers-amd64", "linux-headers-6.12-amd64",
     "dkms", "gcc", "make", "libc6-dev", "pahole",
