@@ -174,7 +174,7 @@ def project_image():
                 shutil.rmtree(tree, ignore_errors=True)
         (tmp / "status.json").write_text(json.dumps(status, indent=1) + "\n")
         cache.publish(tmp, final)
-        cache.remove_stale(root, key, count=6)
+        cache.remove_stale(root, key, count=12)
         for step, value in status.items():
             say(f"  {step}: {value}")
         say(f"project image ready in {time.monotonic() - started:.0f} s")
