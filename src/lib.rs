@@ -9,6 +9,7 @@ pub mod log;
 pub mod modload;
 pub mod params;
 pub mod paths;
+pub mod policy;
 pub mod report;
 pub mod root;
 pub mod status;
