@@ -3,9 +3,11 @@
 //! list, and the choice of one victim among them (issue 17).
 //!
 //! [`rank`], [`rules`], [`pattern`], [`parent`] and [`scope`] are pure and
-//! tested with made-up tables.
+//! tested with made-up tables; [`load`] reads the files. See
+//! docs/policy.md.
 #![forbid(unsafe_code)]
 
+pub mod load;
 pub mod parent;
 pub mod pattern;
 pub mod rank;

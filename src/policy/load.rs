@@ -1,0 +1,225 @@
+//! Reading the policy files and the run-time ordered list (under the root).
+//!
+//! `/etc/oom-ext/policy.conf`, then `/etc/oom-ext/policy.d/*.conf` in
+//! byte order of their names; later lines win. A missing file is no rule;
+//! a file that is not a regular file, too big or unreadable is one log
+//! line and left out; a bad line is one log line (`FILE:LINE: reason`).
+//! Reads: `O_NONBLOCK` (a FIFO cannot hang the guard), regular files only
+//! (checked on the open descriptor), at most [`FILE_CAP`] bytes.
+#![forbid(unsafe_code)]
+
+use super::rank::Listed;
+use super::rules::Policy;
+use crate::root::Root;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+pub const POLICY_CONF: &str = "etc/oom-ext/policy.conf";
+pub const POLICY_D: &str = "etc/oom-ext/policy.d";
+/// The run-time ordered list, written by `oom-ext victims`.
+pub const VICTIMS: &str = "run/oom-ext/victims";
+pub const FILE_CAP: u64 = 64 * 1024;
+/// policy.d files read at most (the rest: one log line).
+pub const MAX_FILES: usize = 64;
+/// Entries of the run-time list kept at most.
+pub const MAX_LISTED: usize = 256;
+
+/// A regular file's text, at most `cap` bytes; `Ok(None)` when absent.
+pub fn read_regular(path: &Path, cap: u64) -> Result<Option<String>, String> {
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > cap {
+        return Err(format!("larger than {cap} bytes"));
+    }
+    let mut buf = Vec::new();
+    f.take(cap)
+        .read_to_end(&mut buf)
+        .map_err(|e| e.to_string())?;
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|_| "not UTF-8".to_string())
+}
+
+/// The policy in effect and one message per problem (file, line, reason).
+pub fn load_policy(root: &Root) -> (Policy, Vec<String>) {
+    let mut policy = Policy::default();
+    let mut problems = Vec::new();
+    let mut files = vec![format!("/{POLICY_CONF}")];
+    match std::fs::read_dir(root.join(POLICY_D)) {
+        Ok(dir) => {
+            let mut names: Vec<String> = dir
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".conf") && !n.starts_with('.'))
+                .collect();
+            names.sort();
+            if names.len() > MAX_FILES {
+                problems.push(format!(
+                    "/{POLICY_D}: {} files, only the first {MAX_FILES} are read",
+                    names.len()
+                ));
+                names.truncate(MAX_FILES);
+            }
+            files.extend(names.into_iter().map(|n| format!("/{POLICY_D}/{n}")));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => problems.push(format!("/{POLICY_D}: {e}, its files are not read")),
+    }
+    for f in &files {
+        match read_regular(&root.join(f), FILE_CAP) {
+            Ok(Some(text)) => {
+                problems.extend(policy.add_file(f, &text).iter().map(|b| b.to_string()));
+            }
+            Ok(None) => {}
+            Err(e) => problems.push(format!("{f}: {e}, file ignored")),
+        }
+    }
+    (policy, problems)
+}
+
+/// The run-time list's file: one entry a line, `PID START_TIME` or a unit
+/// name. Bad lines are skipped (the file is ours; `victims` writes it).
+pub fn parse_list(text: &str) -> Vec<Listed> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let first = w.next()?;
+            if let Ok(pid) = first.parse::<u32>() {
+                let start_time = w.next().and_then(|s| s.parse().ok());
+                return Some(Listed::Pid { pid, start_time });
+            }
+            valid_unit(first).then(|| Listed::Unit(first.to_string()))
+        })
+        .take(MAX_LISTED)
+        .collect()
+}
+
+pub fn serialize_list(list: &[Listed]) -> String {
+    list.iter()
+        .map(|l| match l {
+            Listed::Pid {
+                pid,
+                start_time: Some(s),
+            } => format!("{pid} {s}\n"),
+            Listed::Pid { pid, .. } => format!("{pid}\n"),
+            Listed::Unit(u) => format!("{u}\n"),
+        })
+        .collect()
+}
+
+/// A unit name a list may hold: `NAME.service` or `NAME.scope`, printable,
+/// no `/`.
+pub fn valid_unit(u: &str) -> bool {
+    (u.ends_with(".service") || u.ends_with(".scope"))
+        && u.len() <= 255
+        && u.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
+}
+
+/// The run-time list; empty when there is none.
+pub fn load_list(root: &Root) -> (Vec<Listed>, Option<String>) {
+    match read_regular(&root.join(VICTIMS), FILE_CAP) {
+        Ok(Some(t)) => (parse_list(&t), None),
+        Ok(None) => (Vec::new(), None),
+        Err(e) => (Vec::new(), Some(format!("/{VICTIMS}: {e}, list ignored"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("oom-ext-load-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join(POLICY_D)).unwrap();
+        d
+    }
+
+    #[test]
+    fn later_files_win_and_bad_lines_are_named() {
+        let d = scratch("order");
+        std::fs::write(d.join(POLICY_CONF), "protect name=web\nbogus\n").unwrap();
+        std::fs::write(d.join(POLICY_D).join("20-b.conf"), "prefer name=web\n").unwrap();
+        std::fs::write(d.join(POLICY_D).join("10-a.conf"), "avoid name=web\n").unwrap();
+        std::fs::write(
+            d.join(POLICY_D).join("30-c.conf.disabled"),
+            "protect name=web\n",
+        )
+        .unwrap();
+        std::fs::create_dir(d.join(POLICY_D).join("40-dir.conf")).unwrap();
+        let (pol, problems) = load_policy(&Root::new(&d));
+        std::fs::remove_dir_all(&d).unwrap();
+        let verbs: Vec<&str> = pol.rules.iter().map(|r| r.verb.as_str()).collect();
+        assert_eq!(verbs, ["protect", "avoid", "prefer"]);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("/etc/oom-ext/policy.conf:2: unknown word"));
+        assert_eq!(
+            problems[1],
+            "/etc/oom-ext/policy.d/40-dir.conf: not a regular file, file ignored"
+        );
+    }
+
+    #[test]
+    fn no_files_no_rules() {
+        let d = std::env::temp_dir().join("oom-ext-load-none-does-not-exist");
+        let (pol, problems) = load_policy(&Root::new(&d));
+        assert!(pol.rules.is_empty() && problems.is_empty());
+        assert_eq!(load_list(&Root::new(&d)), (Vec::new(), None));
+    }
+
+    #[test]
+    fn oversized_and_non_utf8_files_are_refused_whole() {
+        let d = scratch("big");
+        std::fs::write(d.join(POLICY_CONF), vec![b'#'; FILE_CAP as usize + 1]).unwrap();
+        std::fs::write(d.join(POLICY_D).join("x.conf"), b"prefer name=\xff\n").unwrap();
+        let (pol, problems) = load_policy(&Root::new(&d));
+        std::fs::remove_dir_all(&d).unwrap();
+        assert!(pol.rules.is_empty());
+        assert!(problems[0].contains("larger than"), "{problems:?}");
+        assert!(problems[1].contains("not UTF-8"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_fifo_does_not_hang_the_reader() {
+        let d = scratch("fifo");
+        nix::unistd::mkfifo(&d.join(POLICY_CONF), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let (_, problems) = load_policy(&Root::new(&d));
+        std::fs::remove_dir_all(&d).unwrap();
+        assert_eq!(
+            problems,
+            ["/etc/oom-ext/policy.conf: not a regular file, file ignored"]
+        );
+    }
+
+    #[test]
+    fn the_list_round_trips_and_skips_junk() {
+        let list = vec![
+            Listed::Pid {
+                pid: 5,
+                start_time: Some(77),
+            },
+            Listed::Unit("leak.service".into()),
+            Listed::Pid {
+                pid: 9,
+                start_time: None,
+            },
+        ];
+        assert_eq!(parse_list(&serialize_list(&list)), list);
+        assert_eq!(
+            parse_list("junk\n../x.service\n\n-1\nx.slice\n"),
+            Vec::<Listed>::new()
+        );
+        assert_eq!(parse_list(&"1\n".repeat(1000)).len(), MAX_LISTED);
+    }
+}
