@@ -176,14 +176,18 @@ pub fn describe(p: &Proc) -> String {
 }
 
 impl Choice<'_> {
-    /// The log line's body: victim, unit, rss, why, runner-up.
-    pub fn describe(&self) -> String {
+    /// The log line's body: victim, unit, rss, the cgroup taken with it,
+    /// why, runner-up.
+    pub fn describe(&self, group: Option<&str>) -> String {
         let ru = match &self.runner_up {
             Some(r) => format!("{} by {}", describe(r.proc), r.why),
             None => "none".into(),
         };
+        let whole = group
+            .map(|g| format!(" with its cgroup {g}"))
+            .unwrap_or_default();
         format!(
-            "{} chosen by {}; runner-up {}",
+            "{}{whole} chosen by {}; runner-up {}",
             describe(self.victim.proc),
             self.victim.why,
             ru
@@ -267,7 +271,7 @@ mod tests {
         assert!(matches!(c.victim.why, Why::Rule(r) if r.text == "prefer name=small"));
         assert_eq!(c.runner_up.unwrap().proc.pid, 500);
         assert_eq!(c.runner_up.unwrap().why, Why::Score);
-        let line = c.describe();
+        let line = c.describe(None);
         assert!(
             line.starts_with("600 small (unit small.service, rss 50 MiB, oom_score 100) chosen by rule \"prefer name=small\" (policy.conf:1); runner-up 500 big"),
             "{line}"
@@ -343,7 +347,10 @@ mod tests {
         one.truncate(5);
         let c = choose(&one, &ctx).unwrap();
         assert_eq!(c.runner_up, None);
-        assert!(c.describe().ends_with("runner-up none"));
+        assert!(c.describe(None).ends_with("runner-up none"));
+        assert!(c
+            .describe(Some("/a.service"))
+            .contains("oom_score 800) with its cgroup /a.service chosen by oom_score;"));
     }
 
     #[test]

@@ -1,0 +1,307 @@
+//! One kill by oom_ext's choice, end to end: read the table, the rules
+//! and the list, choose, widen to a unit or an oom.group cgroup when
+//! asked, kill (or only say so in a dry run), log one line, and blame the
+//! parent. The guard calls [`kill_one`] where it used to write sysrq `f`,
+//! and falls back to sysrq `f` on [`Outcome::Fallback`].
+
+use super::kill::{kill_group, kill_process};
+use super::parent::{blameable, ParentId, Parents};
+use super::rank::{choose, describe, Context, Listed};
+use super::rules::Policy;
+use super::{load, proctable, scope, Proc};
+use crate::log::Log;
+use crate::root::Root;
+use std::os::fd::OwnedFd;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KillScope {
+    #[default]
+    Process,
+    Unit,
+}
+
+impl KillScope {
+    pub fn parse(v: &str) -> Option<KillScope> {
+        match v {
+            "process" => Some(KillScope::Process),
+            "unit" => Some(KillScope::Unit),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KillScope::Process => "process",
+            KillScope::Unit => "unit",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub dry_run: bool,
+    pub kill_scope: KillScope,
+    /// Page size in KiB (rss of `/proc/PID/stat`).
+    pub page_kb: u64,
+    pub guard_pid: u32,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    /// Killed; the pidfds are the victims to watch for their exit.
+    Killed(Vec<(u32, OwnedFd)>),
+    /// Dry run: the choice was logged, nobody was killed.
+    DryRun,
+    /// No candidate, or the kill failed: the caller writes sysrq `f`.
+    Fallback,
+}
+
+fn read_start(root: &Root, pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(root.join(format!("proc/{pid}/stat"))).ok()?;
+    proctable::parse_stat(&s).map(|s| s.start_time)
+}
+
+fn oom_group_set(root: &Root, cg: &str) -> bool {
+    let p = root.join(format!("sys/fs/cgroup{cg}/memory.oom.group"));
+    std::fs::read_to_string(p).is_ok_and(|s| s.trim() == "1")
+}
+
+/// The cgroup to take whole with the victim, if any: a `memory.oom.group`
+/// ancestor always, the unit with `kill_scope=unit`.
+fn group_for(
+    root: &Root,
+    cfg: &Config,
+    v: &Proc,
+    guard_cg: Option<&str>,
+    log: &Log,
+) -> Option<String> {
+    let cg = v.cgroup.as_deref()?;
+    if let Some(g) = scope::oom_group(cg, |p| oom_group_set(root, p)) {
+        match scope::refuse_group(g, guard_cg) {
+            None => return Some(g.to_string()),
+            Some(why) => log.warn(&format!(
+                "not killing memory.oom.group cgroup {g} whole: {why}"
+            )),
+        }
+    }
+    if cfg.kill_scope == KillScope::Unit {
+        match scope::unit_group(cg, guard_cg) {
+            Ok(g) => return Some(g.to_string()),
+            Err(why) => log.warn(&format!(
+                "kill_scope=unit: not killing the unit of {} ({cg}) whole: {why}; the process alone",
+                v.pid
+            )),
+        }
+    }
+    None
+}
+
+/// Kills `v` (and its group); the pidfd of `v` on success.
+fn kill_victim(
+    root: &Root,
+    v: &Proc,
+    group: Option<&str>,
+    log: &Log,
+) -> Result<(u32, OwnedFd), String> {
+    if let Some(g) = group {
+        if let Err(e) = kill_group(root, g) {
+            log.warn(&format!(
+                "cannot write 1 to {g}/cgroup.kill: {e}; killing {} alone",
+                v.pid
+            ));
+        }
+    }
+    if !root.is_system() {
+        return Err(format!(
+            "not killing {}: a fake root's pids are not this machine's",
+            v.pid
+        ));
+    }
+    let k = kill_process(v.pid, v.start_time, || read_start(root, v.pid))
+        .map_err(|e| format!("cannot kill {}: {e}", v.pid))?;
+    if !k.released {
+        log.info(&format!(
+            "process_mrelease of {} did not run (the kernel reaps it)",
+            v.pid
+        ));
+    }
+    Ok((v.pid, k.pidfd))
+}
+
+/// Chooses and kills one victim (see the module comment).
+pub fn kill_one(
+    root: &Root,
+    cfg: &Config,
+    policy: &Policy,
+    parents: &mut Parents,
+    now_ms: u64,
+    log: &Log,
+) -> Outcome {
+    let (list, list_problem) = load::load_list(root);
+    if let Some(p) = list_problem {
+        log.warn(&p);
+    }
+    let table = proctable::read_table(root, cfg.page_kb);
+    kill_from(root, cfg, policy, &list, &table, parents, now_ms, log)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn kill_from(
+    root: &Root,
+    cfg: &Config,
+    policy: &Policy,
+    list: &[Listed],
+    table: &[Proc],
+    parents: &mut Parents,
+    now_ms: u64,
+    log: &Log,
+) -> Outcome {
+    let ctx = Context {
+        guard_pid: cfg.guard_pid,
+        policy,
+        list,
+    };
+    let Some(choice) = choose(table, &ctx) else {
+        log.warn(&format!(
+            "no process oom_ext may kill among {} (the kernel's OOM killer chooses)",
+            table.len()
+        ));
+        return Outcome::Fallback;
+    };
+    let v = choice.victim.proc;
+    let guard_cg = table
+        .iter()
+        .find(|p| p.pid == cfg.guard_pid)
+        .and_then(|p| p.cgroup.clone());
+    let group = group_for(root, cfg, v, guard_cg.as_deref(), log);
+    // Captured now: after the kill the victim's parent link is gone.
+    let parent = table
+        .iter()
+        .find(|p| p.pid == v.ppid)
+        .filter(|p| blameable(p, &ctx));
+    if cfg.dry_run {
+        log.notice(&format!(
+            "dry run: would kill {}",
+            choice.describe(group.as_deref())
+        ));
+        return Outcome::DryRun;
+    }
+    let mut killed = match kill_victim(root, v, group.as_deref(), log) {
+        Ok(k) => vec![k],
+        Err(e) => {
+            log.warn(&format!("{e}; the kernel's OOM killer chooses"));
+            return Outcome::Fallback;
+        }
+    };
+    log.notice(&format!("killed {}", choice.describe(group.as_deref())));
+    if let Some(pp) = parent {
+        let id = ParentId {
+            pid: pp.pid,
+            start_time: pp.start_time,
+        };
+        if parents.victim_of(id, now_ms) {
+            match kill_victim(root, pp, None, log) {
+                Ok(k) => {
+                    log.notice(&format!(
+                        "killed parent {}: parent_max={} of its children were OOM victims",
+                        describe(pp),
+                        parents.max
+                    ));
+                    killed.push(k);
+                }
+                Err(e) => log.warn(&format!("parent_max: {e}")),
+            }
+        }
+    }
+    Outcome::Killed(killed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::Sink;
+
+    fn p(pid: u32, ppid: u32, name: &str, score: u32) -> Proc {
+        Proc {
+            pid,
+            ppid,
+            start_time: 1,
+            name: name.into(),
+            cgroup: Some(format!("/system.slice/{name}.service")),
+            oom_score: score,
+            rss_kb: 1024,
+            ..Proc::default()
+        }
+    }
+
+    #[test]
+    fn dry_run_logs_the_choice_and_kills_nobody() {
+        let dir = std::env::temp_dir().join(format!("oom-ext-act-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("dev")).unwrap();
+        std::fs::write(dir.join("dev/kmsg"), "").unwrap();
+        let root = Root::new(&dir);
+        let log = Log::new(root.clone(), Sink::Kmsg);
+        let cfg = Config {
+            dry_run: true,
+            kill_scope: KillScope::Unit,
+            page_kb: 4,
+            guard_pid: 9,
+        };
+        let table = vec![p(9, 1, "guard", 0), p(10, 1, "a", 100), p(11, 10, "b", 200)];
+        let mut parents = Parents::new(1, 60);
+        let o = kill_from(
+            &root,
+            &cfg,
+            &Policy::default(),
+            &[],
+            &table,
+            &mut parents,
+            0,
+            &log,
+        );
+        assert!(matches!(o, Outcome::DryRun), "{o:?}");
+        // A real run against a fake root kills nobody either: the caller
+        // falls back (the fake root's pids are not this machine's).
+        let cfg = Config {
+            dry_run: false,
+            ..cfg
+        };
+        let o = kill_from(
+            &root,
+            &cfg,
+            &Policy::default(),
+            &[],
+            &table,
+            &mut parents,
+            0,
+            &log,
+        );
+        assert!(matches!(o, Outcome::Fallback), "{o:?}");
+        let o = kill_from(
+            &root,
+            &cfg,
+            &Policy::default(),
+            &[],
+            &table[..1],
+            &mut parents,
+            0,
+            &log,
+        );
+        assert!(matches!(o, Outcome::Fallback), "{o:?}");
+        let logged = std::fs::read_to_string(dir.join("dev/kmsg")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let lines: Vec<&str> = logged
+            .lines()
+            .map(|l| l.split_once("]: ").unwrap().1)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "dry run: would kill 11 b (unit b.service, rss 1 MiB, oom_score 200) with its cgroup /system.slice/b.service chosen by oom_score; runner-up 10 a (unit a.service, rss 1 MiB, oom_score 100) by oom_score",
+                "cannot write 1 to /system.slice/b.service/cgroup.kill: No such file or directory (os error 2); killing 11 alone",
+                "not killing 11: a fake root's pids are not this machine's; the kernel's OOM killer chooses",
+                "no process oom_ext may kill among 1 (the kernel's OOM killer chooses)",
+            ]
+        );
+    }
+}
