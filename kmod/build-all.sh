@@ -23,7 +23,7 @@ for kver in $(debian_kvers); do
 	kdir=$(headers_dir "$kver")
 	build="$out/$kver/build"
 	rm -rf "$build" && mkdir -p "$build"
-	cp "$here/oom_ext.c" "$here/compat.h" "$here/Kbuild" "$build/"
+	cp "$here"/*.c "$here"/*.h "$here/Kbuild" "$build/"
 	log="$out/$kver/build.log"
 	if ! make -C "$kdir" M="$build" W=1 -j"$jobs" modules >"$log" 2>&1; then
 		cat "$log"

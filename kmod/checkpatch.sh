@@ -2,8 +2,8 @@
 # Run the kernel's checkpatch.pl --no-tree on the module sources. Debian's
 # header packages do not ship it, so it is taken from linux-source-6.1
 # (apt-get download, ~140 MB once, cached; only 3 files are kept).
-# compat.h exists to test kernel versions: LINUX_VERSION_CODE is allowed
-# there and nowhere else.
+# Every *.c and *.h of kmod/. compat.h exists to test kernel versions:
+# LINUX_VERSION_CODE is allowed there and nowhere else.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,7 +22,12 @@ if [ -z "$cp_pl" ]; then
 fi
 
 rc=0
-perl "$cp_pl" --no-tree --quiet --file "$here/oom_ext.c" || rc=1
-perl "$cp_pl" --no-tree --quiet --ignore LINUX_VERSION_CODE --file "$here/compat.h" || rc=1
-if [ $rc = 0 ]; then echo "checkpatch: oom_ext.c, compat.h clean"; fi
+checked=()
+for f in "$here"/*.c "$here"/*.h; do
+	ignore=()
+	[ "$(basename "$f")" = compat.h ] && ignore=(--ignore LINUX_VERSION_CODE)
+	perl "$cp_pl" --no-tree --quiet "${ignore[@]}" --file "$f" || rc=1
+	checked+=("$(basename "$f")")
+done
+if [ $rc = 0 ]; then echo "checkpatch: ${checked[*]} clean"; fi
 exit $rc

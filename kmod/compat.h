@@ -8,6 +8,8 @@
 
 #include <linux/version.h>
 #include <linux/mount.h>
+#include <linux/namei.h>
+#include <linux/string.h>
 #include <linux/sysctl.h>
 
 /* 6.11 made proc_handler take a const ctl_table. */
@@ -33,6 +35,17 @@
 #define oom_ext_mnt_idmap(mnt) mnt_idmap(mnt)
 #else
 #define oom_ext_mnt_idmap(mnt) mnt_user_ns(mnt)
+#endif
+
+/*
+ * 6.16 renamed lookup_one_len() to lookup_noperm() and made it take a
+ * qstr (not built here: Debian 12 has no 6.16; kept so the change has one
+ * place when it comes).
+ */
+#if KERNEL_VERSION(6, 16, 0) <= LINUX_VERSION_CODE
+#define oom_ext_lookup(name, base) lookup_noperm(&QSTR(name), base)
+#else
+#define oom_ext_lookup(name, base) lookup_one_len(name, base, strlen(name))
 #endif
 
 #endif /* OOM_EXT_COMPAT_H */

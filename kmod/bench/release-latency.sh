@@ -7,9 +7,10 @@
 #
 #   kmod/bench/release-latency.sh [N] [KVER...]     (N >= 3, default 5)
 #
-# Env: OOM_EXT_BENCH_CFLAGS="-DOOM_EXT_EXPERIMENT_REPORT_FREED" builds the
-# experiment variant that reports the released pages to the OOM killer as
-# freed (see README.md). TCG timings are noisy: compare within one run.
+# Env: OOM_EXT_BENCH_PATCH=report-freed builds the experiment variant
+# (bench/report-freed.patch: the released pages are reported to the OOM
+# killer as freed, see README.md). TCG timings are noisy: compare within
+# one run.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,14 +26,14 @@ if [ $# -gt 0 ]; then kvers="$*"; else kvers=$(debian_kvers); fi
 out=${OOM_EXT_BENCH_OUT:-$here/../out/bench}
 mkdir -p "$out"
 
-if [ -n "${OOM_EXT_BENCH_CFLAGS:-}" ]; then
-	# Experiment variant: the same source with extra defines, W=1 as usual.
+if [ -n "${OOM_EXT_BENCH_PATCH:-}" ]; then
+	# Experiment variant: the same source with a patch, W=1 as usual.
 	for kver in $kvers; do
 		b="$out/ko/$kver/build"
 		rm -rf "$b" && mkdir -p "$b"
-		cp "$here/../oom_ext.c" "$here/../compat.h" "$here/../Kbuild" "$b/"
-		make -s -C "$(headers_dir "$kver")" M="$b" W=1 \
-			ccflags-y="$OOM_EXT_BENCH_CFLAGS" modules >"$out/build.log" 2>&1 ||
+		cp "$here"/../*.c "$here"/../*.h "$here/../Kbuild" "$b/"
+		patch -s -d "$b" -p1 <"$here/$OOM_EXT_BENCH_PATCH.patch"
+		make -s -C "$(headers_dir "$kver")" M="$b" W=1 modules >"$out/build.log" 2>&1 ||
 			{ cat "$out/build.log"; exit 1; }
 		cp "$b/oom_ext.ko" "$out/ko/$kver/oom_ext.ko"
 	done
@@ -52,7 +53,7 @@ stats() {
 }
 
 echo "oom_ext release/re-arm benchmark: bufsize=32 MiB, $n boots per kernel, QEMU TCG"
-echo "flags: ${OOM_EXT_BENCH_CFLAGS:-none}"
+echo "patch: ${OOM_EXT_BENCH_PATCH:-none}"
 for kver in $kvers; do
 	initrd="$out/$kver.initrd.gz"
 	build_initramfs "$out/ko/$kver/oom_ext.ko" "$out/hog" "$initrd"

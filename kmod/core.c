@@ -14,15 +14,13 @@
  *   -> recovering (no OOM call for OOM_END_QUIET_S and enough memory
  *   available) -> armed again after resettime (off when bufsize is 0).
  *
- * Locking: cfg_lock (mutex) serialises configuration writes and every
+ * Locking: oom_ext_cfg_lock (mutex) serialises configuration writes and every
  * allocation of buffer pages. st.lock (spinlock) guards the state, the
  * counters and the buffer list. The OOM notifier only ever takes st.lock,
  * so it cannot wait behind a writer that is itself allocating memory.
  */
-#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+#include "oom_ext.h"
 
-#include <linux/file.h>
-#include <linux/fs.h>
 #include <linux/gfp.h>
 #include <linux/jiffies.h>
 #include <linux/kernel.h>
@@ -31,28 +29,19 @@
 #include <linux/list.h>
 #include <linux/mm.h>
 #include <linux/module.h>
-#include <linux/moduleparam.h>
-#include <linux/mount.h>
 #include <linux/mutex.h>
-#include <linux/namei.h>
 #include <linux/oom.h>
 #include <linux/panic.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/string.h>
-#include <linux/sysctl.h>
 #include <linux/sysfs.h>
 #include <linux/timekeeping.h>
 #include <linux/timer.h>
 #include <linux/utsname.h>
 #include <linux/workqueue.h>
 
-#include "compat.h"
-
-#define BUFSIZE_MAX_MIB		4096
-#define TIME_MAX_S		86400
-#define FLAG_NAME_MAX		255
 /* The OOM state ends after this many seconds without an OOM call ... */
 #define OOM_END_QUIET_S		5
 /* ... and when MemAvailable is above max(bufsize, this). */
@@ -68,15 +57,6 @@
  * reserves: the buffer is a guest that leaves when memory is short.
  */
 #define BUF_GFP	(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN | __GFP_NOMEMALLOC)
-
-/* Tunables: shared by the module parameters and the sysctls. */
-static int gracetime;
-static int resettime = 300;
-static int bufsize = 32;
-static int crashflag = 1;
-static char crashflag_name[FLAG_NAME_MAX + 1] = "/oomflag";
-
-static DEFINE_MUTEX(cfg_lock);
 
 enum oom_ext_state { ST_ARMED, ST_OOM, ST_RECOVERING, ST_OFF };
 static const char * const state_names[] = {
@@ -119,19 +99,9 @@ static struct {
 	.chunks = LIST_HEAD_INIT(st.chunks),
 };
 
-/* The flag file we created, so that we only ever remove that one. */
-static struct {
-	char path[FLAG_NAME_MAX + 1];
-	struct super_block *sb;		/* compared, never dereferenced */
-	unsigned long ino;
-	u32 generation;
-	bool ours;
-} flag_file;
-
 static struct workqueue_struct *wq;
 static struct kobject *oom_ext_kobj;
 static struct kernfs_node *status_kn;
-static struct ctl_table_header *sysctl_hdr;
 static void flag_work_fn(struct work_struct *work);
 static void watch_work_fn(struct work_struct *work);
 static void rearm_work_fn(struct work_struct *work);
@@ -144,7 +114,7 @@ static struct timer_list grace_timer;
 
 static unsigned long target_pages(void)
 {
-	unsigned long want = (unsigned long)READ_ONCE(bufsize) << (20 - PAGE_SHIFT);
+	unsigned long want = (unsigned long)READ_ONCE(oom_ext_bufsize) << (20 - PAGE_SHIFT);
 
 	return min(want, totalram_pages() / 4);
 }
@@ -204,7 +174,7 @@ static void set_state_locked(enum oom_ext_state state)
 
 /*
  * Bring the buffer to the configured size. Only in the armed/off states:
- * during oom/recovering the new size is used by the re-arm. cfg_lock held.
+ * during oom/recovering the new size is used by the re-arm. oom_ext_cfg_lock held.
  */
 static void buffer_resize(void)
 {
@@ -212,7 +182,7 @@ static void buffer_resize(void)
 	LIST_HEAD(list);
 	struct page *page;
 
-	lockdep_assert_held(&cfg_lock);
+	lockdep_assert_held(&oom_ext_cfg_lock);
 
 	spin_lock_irqsave(&st.lock, flags);
 	if (st.stopping || (st.state != ST_ARMED && st.state != ST_OFF)) {
@@ -257,9 +227,9 @@ static void buffer_resize(void)
 
 static void warn_panic_halts(void)
 {
-	if (READ_ONCE(gracetime) && !READ_ONCE(panic_timeout))
+	if (READ_ONCE(oom_ext_gracetime) && !READ_ONCE(panic_timeout))
 		pr_crit("gracetime=%d but kernel.panic=0: the gracetime panic will HALT the machine, not reboot it; set kernel.panic (e.g. sysctl kernel.panic=10)\n",
-			READ_ONCE(gracetime));
+			READ_ONCE(oom_ext_gracetime));
 }
 
 /*
@@ -301,7 +271,7 @@ static unsigned long oom_ext_enter(enum oom_ext_source source)
 			st.releases++;
 		}
 		cancel_delayed_work(&rearm_work);
-		grace = READ_ONCE(gracetime);
+		grace = READ_ONCE(oom_ext_gracetime);
 		if (grace) {
 			st.grace_deadline = st.oom_start + (unsigned long)grace * HZ;
 			mod_timer(&grace_timer, st.grace_deadline);
@@ -337,14 +307,7 @@ static unsigned long oom_ext_enter(enum oom_ext_source source)
 static int oom_ext_oom_notify(struct notifier_block *nb, unsigned long unused,
 			      void *freed)
 {
-	unsigned long pages = oom_ext_enter(SRC_KERNEL);
-
-#ifdef OOM_EXT_EXPERIMENT_REPORT_FREED
-	/* Only for the README's experiment (bench/release-latency.sh). */
-	*(unsigned long *)freed += pages;
-#else
-	(void)pages;
-#endif
+	oom_ext_enter(SRC_KERNEL);
 	return NOTIFY_OK;
 }
 
@@ -375,7 +338,7 @@ static void watch_work_fn(struct work_struct *work)
 		del_timer(&grace_timer);
 		queue_work(wq, &flag_work);
 		mod_delayed_work(wq, &rearm_work,
-				 (unsigned long)READ_ONCE(resettime) * HZ);
+				 (unsigned long)READ_ONCE(oom_ext_resettime) * HZ);
 	} else {
 		queue_delayed_work(wq, &watch_work, HZ);
 	}
@@ -383,7 +346,7 @@ static void watch_work_fn(struct work_struct *work)
 
 	if (ended) {
 		pr_info("OOM state ended (MemAvailable %lu KiB); re-arming in %d s\n",
-			avail << (PAGE_SHIFT - 10), READ_ONCE(resettime));
+			avail << (PAGE_SHIFT - 10), READ_ONCE(oom_ext_resettime));
 		notify_status();
 	}
 }
@@ -396,7 +359,7 @@ static void rearm_work_fn(struct work_struct *work)
 	long avail;
 	u64 t0, dt;
 
-	mutex_lock(&cfg_lock);
+	mutex_lock(&oom_ext_cfg_lock);
 	target = target_pages();
 	avail = si_mem_available();
 	if (target && (avail < 0 || (unsigned long)avail <
@@ -438,13 +401,13 @@ static void rearm_work_fn(struct work_struct *work)
 	if (done)
 		notify_status();
 out:
-	mutex_unlock(&cfg_lock);
+	mutex_unlock(&oom_ext_cfg_lock);
 }
 
 static void grace_timer_fn(struct timer_list *t)
 {
 	unsigned long flags;
-	int grace = READ_ONCE(gracetime);
+	int grace = READ_ONCE(oom_ext_gracetime);
 
 	spin_lock_irqsave(&st.lock, flags);
 	if (st.stopping || st.state != ST_OOM || !grace) {
@@ -452,7 +415,7 @@ static void grace_timer_fn(struct timer_list *t)
 		return;
 	}
 	/* The crash flag must be on disk before the panic. */
-	if (READ_ONCE(crashflag) && !st.flag_settled &&
+	if (READ_ONCE(oom_ext_crashflag) && !st.flag_settled &&
 	    st.grace_waits < GRACE_FLAG_WAIT_S) {
 		st.grace_waits++;
 		mod_timer(&grace_timer, jiffies + HZ);
@@ -469,103 +432,14 @@ static void grace_timer_fn(struct timer_list *t)
 
 /* ---------------------------------------------------------------- crash flag */
 
-static void read_boot_id(char *buf, size_t size)
-{
-	struct file *f;
-	loff_t pos = 0;
-	ssize_t n;
-
-	strscpy(buf, "unknown", size);
-	f = filp_open("/proc/sys/kernel/random/boot_id", O_RDONLY, 0);
-	if (IS_ERR(f))
-		return;
-	n = kernel_read(f, buf, size - 1, &pos);
-	if (n > 0) {
-		buf[n] = '\0';
-		strim(buf);
-	} else {
-		strscpy(buf, "unknown", size);
-	}
-	filp_close(f, NULL);
-}
-
-/* Parent directory of an absolute path, "/" for a top-level name. */
-static void dir_of(const char *path, char *dir, size_t size)
-{
-	const char *slash = strrchr(path, '/');
-	size_t len = slash > path ? slash - path : 1;
-
-	strscpy(dir, path, min(len + 1, size));
-}
-
-static void fsync_dir(const char *path)
-{
-	char dir[FLAG_NAME_MAX + 1];
-	struct file *f;
-	int err;
-
-	dir_of(path, dir, sizeof(dir));
-	f = filp_open(dir, O_RDONLY | O_DIRECTORY, 0);
-	if (IS_ERR(f)) {
-		pr_warn("crash flag: cannot open directory %s to fsync it (%ld)\n",
-			dir, PTR_ERR(f));
-		return;
-	}
-	err = vfs_fsync(f, 0);
-	if (err && err != -EINVAL)	/* some file systems cannot sync dirs */
-		pr_warn("crash flag: fsync of directory %s failed (%d)\n", dir, err);
-	filp_close(f, NULL);
-}
-
-/* Why a path we could not create is left alone. */
-static const char *existing_kind(const char *path)
-{
-	struct path p;
-	const char *kind = "unknown";
-
-	if (kern_path(path, 0, &p))	/* no LOOKUP_FOLLOW */
-		return kind;
-	if (d_is_symlink(p.dentry))
-		kind = "a symlink (not followed)";
-	else if (d_is_reg(p.dentry))
-		kind = "an existing file (left from an earlier OOM?)";
-	else
-		kind = "not a regular file";
-	path_put(&p);
-	return kind;
-}
-
 static enum oom_ext_flag flag_create(void)
 {
-	char text[512], boot_id[64];
+	char path[FLAG_NAME_MAX + 1], text[512], boot_id[64];
 	unsigned long flags;
-	struct file *f;
-	loff_t pos = 0;
-	ssize_t n;
-	int len, err;
+	int len;
 
-	mutex_lock(&cfg_lock);
-	strscpy(flag_file.path, crashflag_name, sizeof(flag_file.path));
-	mutex_unlock(&cfg_lock);
-
-	/* O_EXCL never follows a symlink in the last component. */
-	f = filp_open(flag_file.path,
-		      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_LARGEFILE, 0644);
-	if (IS_ERR(f)) {
-		if (PTR_ERR(f) == -EEXIST)
-			pr_warn("crash flag: %s is %s: left alone\n",
-				flag_file.path, existing_kind(flag_file.path));
-		else
-			pr_warn("crash flag: cannot create %s (%ld)\n",
-				flag_file.path, PTR_ERR(f));
-		return FLAG_ERROR;
-	}
-	flag_file.sb = file_inode(f)->i_sb;
-	flag_file.ino = file_inode(f)->i_ino;
-	flag_file.generation = file_inode(f)->i_generation;
-	flag_file.ours = true;
-
-	read_boot_id(boot_id, sizeof(boot_id));
+	oom_ext_flag_name_get(path, sizeof(path));
+	oom_ext_read_boot_id(boot_id, sizeof(boot_id));
 	spin_lock_irqsave(&st.lock, flags);
 	len = scnprintf(text, sizeof(text),
 			"oom_ext_flag=1\nsource=%s\nstarted_unix=%lld\nstarted_boot_s=%lld\nkernel=%s\nboot_id=%s\noom_events=%lu\noom_calls=%lu\n",
@@ -574,77 +448,7 @@ static enum oom_ext_flag flag_create(void)
 			boot_id, st.oom_events, st.oom_calls);
 	spin_unlock_irqrestore(&st.lock, flags);
 
-	n = kernel_write(f, text, len, &pos);
-	err = n == len ? vfs_fsync(f, 0) : (n < 0 ? (int)n : -EIO);
-	filp_close(f, NULL);
-	if (err) {
-		pr_warn("crash flag: writing %s failed (%d)\n", flag_file.path, err);
-		return FLAG_ERROR;
-	}
-	fsync_dir(flag_file.path);
-	pr_info("crash flag %s created\n", flag_file.path);
-	return FLAG_PRESENT;
-}
-
-/*
- * Remove the flag file, but only if it is still the file we created.
- * Returns false when a flag of ours could not be removed.
- */
-static bool flag_remove(void)
-{
-	char dir[FLAG_NAME_MAX + 1];
-	const char *base;
-	struct dentry *d;
-	struct inode *inode;
-	struct path parent;
-	int err;
-
-	if (!flag_file.ours)
-		return true;
-	flag_file.ours = false;
-	dir_of(flag_file.path, dir, sizeof(dir));
-	base = strrchr(flag_file.path, '/') + 1;
-
-	err = kern_path(dir, LOOKUP_FOLLOW | LOOKUP_DIRECTORY, &parent);
-	if (err)
-		goto fail;
-	err = mnt_want_write(parent.mnt);
-	if (err)
-		goto put_parent;
-	inode_lock_nested(d_inode(parent.dentry), I_MUTEX_PARENT);
-	d = lookup_one_len(base, parent.dentry, strlen(base));
-	if (IS_ERR(d)) {
-		err = PTR_ERR(d);
-		goto unlock;
-	}
-	inode = d_inode(d);
-	if (!inode || !d_is_reg(d) || inode->i_sb != flag_file.sb ||
-	    inode->i_ino != flag_file.ino ||
-	    inode->i_generation != flag_file.generation) {
-		err = -ESTALE;	/* replaced by something else: not ours */
-		goto put_dentry;
-	}
-	err = vfs_unlink(oom_ext_mnt_idmap(parent.mnt),
-			 d_inode(parent.dentry), d, NULL);
-put_dentry:
-	dput(d);
-unlock:
-	inode_unlock(d_inode(parent.dentry));
-	mnt_drop_write(parent.mnt);
-put_parent:
-	path_put(&parent);
-	if (!err) {
-		fsync_dir(flag_file.path);
-		pr_info("crash flag %s removed\n", flag_file.path);
-		return true;
-	}
-fail:
-	if (err == -ESTALE || err == -ENOENT)
-		pr_warn("crash flag: %s is no longer the file we created: left alone\n",
-			flag_file.path);
-	else
-		pr_warn("crash flag: cannot remove %s (%d)\n", flag_file.path, err);
-	return false;
+	return oom_ext_flag_create(path, text, len) ? FLAG_ERROR : FLAG_PRESENT;
 }
 
 /* Make the flag file match the state: present during oom if enabled. */
@@ -655,13 +459,13 @@ static void flag_work_fn(struct work_struct *work)
 	bool want;
 
 	spin_lock_irqsave(&st.lock, flags);
-	want = st.state == ST_OOM && READ_ONCE(crashflag) && !st.stopping;
+	want = st.state == ST_OOM && READ_ONCE(oom_ext_crashflag) && !st.stopping;
 	spin_unlock_irqrestore(&st.lock, flags);
 
 	if (want)
-		now = flag_file.ours ? FLAG_PRESENT : flag_create();
+		now = oom_ext_flag_ours() ? FLAG_PRESENT : flag_create();
 	else
-		now = flag_remove() ? FLAG_ABSENT : FLAG_ERROR;
+		now = oom_ext_flag_remove() ? FLAG_ABSENT : FLAG_ERROR;
 
 	spin_lock_irqsave(&st.lock, flags);
 	st.flag = now;
@@ -728,225 +532,62 @@ static const struct attribute_group oom_ext_group = {
 
 /* ---------------------------------------------------------------- tunables */
 
-/* Absolute, 1..255 bytes, a file name (no trailing '/'), no ".." component. */
-static bool flag_name_valid(const char *s)
+void oom_ext_bufsize_changed(int old)
 {
-	size_t len = strlen(s);
-	const char *c;
-
-	if (!len || len > FLAG_NAME_MAX || s[0] != '/' || s[len - 1] == '/')
-		return false;
-	for (c = s; *c; c++)
-		if (*c < ' ' || *c == 0x7f)
-			return false;
-	for (c = s; c; c = strchr(c + 1, '/'))
-		if (!strncmp(c, "/..", 3) && (c[3] == '/' || !c[3]))
-			return false;
-	return true;
+	if (READ_ONCE(oom_ext_bufsize) != old)
+		buffer_resize();
 }
 
-/* Apply a new value of an int tunable. cfg_lock held. */
-static void apply_int(int *var, int val)
+void oom_ext_gracetime_changed(int old)
+{
+	int val = READ_ONCE(oom_ext_gracetime);
+	unsigned long flags;
+
+	spin_lock_irqsave(&st.lock, flags);
+	if (!st.stopping && st.state == ST_OOM) {
+		st.grace_deadline = st.oom_start + (unsigned long)val * HZ;
+		if (val)
+			mod_timer(&grace_timer, st.grace_deadline);
+		else
+			del_timer(&grace_timer);
+	}
+	spin_unlock_irqrestore(&st.lock, flags);
+	warn_panic_halts();
+}
+
+void oom_ext_resettime_changed(int old)
 {
 	unsigned long flags;
-	int old = *var;
 
-	WRITE_ONCE(*var, val);
-	if (var == &bufsize && val != old) {
-		buffer_resize();
-	} else if (var == &gracetime) {
-		spin_lock_irqsave(&st.lock, flags);
-		if (!st.stopping && st.state == ST_OOM) {
-			st.grace_deadline = st.oom_start + (unsigned long)val * HZ;
-			if (val)
-				mod_timer(&grace_timer, st.grace_deadline);
-			else
-				del_timer(&grace_timer);
-		}
-		spin_unlock_irqrestore(&st.lock, flags);
-		warn_panic_halts();
-	} else if (var == &resettime) {
-		spin_lock_irqsave(&st.lock, flags);
-		if (!st.stopping && st.state == ST_RECOVERING) {
-			/* Counted from the end of the OOM state, as before. */
-			u64 done = ktime_get_boottime_ns() - st.state_since_ns;
-			u64 want = (u64)val * NSEC_PER_SEC;
+	spin_lock_irqsave(&st.lock, flags);
+	if (!st.stopping && st.state == ST_RECOVERING) {
+		/* Counted from the end of the OOM state, as before. */
+		u64 done = ktime_get_boottime_ns() - st.state_since_ns;
+		u64 want = (u64)READ_ONCE(oom_ext_resettime) * NSEC_PER_SEC;
 
-			mod_delayed_work(wq, &rearm_work, want > done ?
-					 nsecs_to_jiffies(want - done) : 0);
-		}
-		spin_unlock_irqrestore(&st.lock, flags);
-	} else if (var == &crashflag && val != old) {
-		spin_lock_irqsave(&st.lock, flags);
-		if (!st.stopping && st.state == ST_OOM)
-			queue_work(wq, &flag_work);
-		spin_unlock_irqrestore(&st.lock, flags);
+		mod_delayed_work(wq, &rearm_work, want > done ?
+				 nsecs_to_jiffies(want - done) : 0);
 	}
+	spin_unlock_irqrestore(&st.lock, flags);
 }
 
-static int sysctl_int(OOM_EXT_CTL_TABLE *table, int write, void *buffer,
-		      size_t *lenp, loff_t *ppos)
+void oom_ext_crashflag_changed(int old)
 {
-	struct ctl_table tmp = *table;
-	int val, err;
+	unsigned long flags;
 
-	mutex_lock(&cfg_lock);
-	val = *(int *)table->data;
-	tmp.data = &val;
-	err = proc_dointvec_minmax(&tmp, write, buffer, lenp, ppos);
-	if (!err && write)
-		apply_int(table->data, val);
-	mutex_unlock(&cfg_lock);
-	return err;
+	if (READ_ONCE(oom_ext_crashflag) == old)
+		return;
+	spin_lock_irqsave(&st.lock, flags);
+	if (!st.stopping && st.state == ST_OOM)
+		queue_work(wq, &flag_work);
+	spin_unlock_irqrestore(&st.lock, flags);
 }
-
-static int sysctl_flag_name(OOM_EXT_CTL_TABLE *table, int write, void *buffer,
-			    size_t *lenp, loff_t *ppos)
-{
-	/* Room for one byte too many, to tell an over-long name apart. */
-	char val[FLAG_NAME_MAX + 2];
-	struct ctl_table tmp = *table;
-	int err;
-
-	tmp.data = val;
-	tmp.maxlen = sizeof(val);
-	if (write && *ppos)
-		return -EINVAL;		/* one write() per value */
-
-	mutex_lock(&cfg_lock);
-	if (write)
-		val[0] = '\0';
-	else
-		strscpy(val, crashflag_name, sizeof(val));
-	err = proc_dostring(&tmp, write, buffer, lenp, ppos);
-	if (!err && write) {
-		if (flag_name_valid(val))
-			strscpy(crashflag_name, val, sizeof(crashflag_name));
-		else
-			err = -EINVAL;
-	}
-	mutex_unlock(&cfg_lock);
-	return err;
-}
-
-static int max_bufsize = BUFSIZE_MAX_MIB;
-static int max_time = TIME_MAX_S;
-
-static struct ctl_table oom_ext_table[] = {
-	{
-		.procname = "gracetime", .data = &gracetime,
-		.maxlen = sizeof(int), .mode = 0644,
-		.proc_handler = sysctl_int,
-		.extra1 = SYSCTL_ZERO, .extra2 = &max_time,
-	}, {
-		.procname = "resettime", .data = &resettime,
-		.maxlen = sizeof(int), .mode = 0644,
-		.proc_handler = sysctl_int,
-		.extra1 = SYSCTL_ZERO, .extra2 = &max_time,
-	}, {
-		.procname = "bufsize", .data = &bufsize,
-		.maxlen = sizeof(int), .mode = 0644,
-		.proc_handler = sysctl_int,
-		.extra1 = SYSCTL_ZERO, .extra2 = &max_bufsize,
-	}, {
-		.procname = "crashflag", .data = &crashflag,
-		.maxlen = sizeof(int), .mode = 0644,
-		.proc_handler = sysctl_int,
-		.extra1 = SYSCTL_ZERO, .extra2 = SYSCTL_ONE,
-	}, {
-		.procname = "crashflag_name", .data = crashflag_name,
-		.maxlen = sizeof(crashflag_name), .mode = 0644,
-		.proc_handler = sysctl_flag_name,
-	},
-	OOM_EXT_SYSCTL_SENTINEL
-};
-
-/*
- * Module parameters: a bad value is logged and ignored (the default stays)
- * instead of failing the load, so a typo on the command line never costs
- * the protection. Read-only in sysfs: run-time changes go through sysctl.
- */
-struct int_param {
-	int *var;
-	int max;
-};
-
-static int param_set_bounded(const char *s, const struct kernel_param *kp)
-{
-	const struct int_param *p = kp->arg;
-	int val;
-
-	if (kstrtoint(s, 10, &val) || val < 0 || val > p->max) {
-		pr_warn("ignoring %s=\"%.32s\": not a number in 0..%d, using %d\n",
-			kp->name, s, p->max, *p->var);
-		return 0;
-	}
-	*p->var = val;
-	return 0;
-}
-
-static int param_get_bounded(char *buf, const struct kernel_param *kp)
-{
-	const struct int_param *p = kp->arg;
-
-	return sysfs_emit(buf, "%d\n", READ_ONCE(*p->var));
-}
-
-static const struct kernel_param_ops bounded_ops = {
-	.set = param_set_bounded,
-	.get = param_get_bounded,
-};
-
-static int param_set_flag_name(const char *s, const struct kernel_param *kp)
-{
-	char val[FLAG_NAME_MAX + 2];
-
-	strscpy(val, s, sizeof(val));
-	strim(val);
-	if (!flag_name_valid(val)) {
-		pr_warn("ignoring crashflag_name=\"%.64s\": not an absolute path of 1..%d bytes without '..', using %s\n",
-			s, FLAG_NAME_MAX, crashflag_name);
-		return 0;
-	}
-	strscpy(crashflag_name, val, sizeof(crashflag_name));
-	return 0;
-}
-
-static int param_get_flag_name(char *buf, const struct kernel_param *kp)
-{
-	int n;
-
-	mutex_lock(&cfg_lock);
-	n = sysfs_emit(buf, "%s\n", crashflag_name);
-	mutex_unlock(&cfg_lock);
-	return n;
-}
-
-static const struct kernel_param_ops flag_name_ops = {
-	.set = param_set_flag_name,
-	.get = param_get_flag_name,
-};
-
-#define BOUNDED_PARAM(name, maxval, desc)				\
-	static const struct int_param name##_param = { &name, maxval };	\
-	module_param_cb(name, &bounded_ops, (void *)&name##_param, 0444); \
-	MODULE_PARM_DESC(name, desc)
-
-BOUNDED_PARAM(gracetime, TIME_MAX_S,
-	      "seconds in OOM state before a panic (reboot); 0 = never (default 0)");
-BOUNDED_PARAM(resettime, TIME_MAX_S,
-	      "seconds after the OOM state before the buffer is re-armed (default 300)");
-BOUNDED_PARAM(bufsize, BUFSIZE_MAX_MIB,
-	      "emergency buffer in MiB, at most 1/4 of RAM; 0 = none (default 32)");
-BOUNDED_PARAM(crashflag, 1,
-	      "create a crash flag file during the OOM state (default 1)");
-module_param_cb(crashflag_name, &flag_name_ops, NULL, 0444);
-MODULE_PARM_DESC(crashflag_name, "absolute path of the crash flag (default /oomflag)");
 
 /* ---------------------------------------------------------------- init/exit */
 
 static int __init oom_ext_init(void)
 {
+	char name[FLAG_NAME_MAX + 1];
 	int err;
 
 	timer_setup(&grace_timer, grace_timer_fn, 0);
@@ -972,26 +613,26 @@ static int __init oom_ext_init(void)
 		goto put_kobj;
 	}
 
-	mutex_lock(&cfg_lock);
+	mutex_lock(&oom_ext_cfg_lock);
 	buffer_resize();
-	mutex_unlock(&cfg_lock);
+	mutex_unlock(&oom_ext_cfg_lock);
 
-	sysctl_hdr = register_sysctl("vm/oom_ext", oom_ext_table);
-	if (!sysctl_hdr) {
-		err = -ENOMEM;
+	err = oom_ext_sysctl_register();
+	if (err)
 		goto free_buffer;
-	}
 	err = register_oom_notifier(&oom_nb);
 	if (err)
 		goto unregister_sysctl;
 
 	warn_panic_halts();
+	oom_ext_flag_name_get(name, sizeof(name));
 	pr_info("loaded: bufsize=%d MiB gracetime=%d s resettime=%d s crashflag=%d crashflag_name=%s\n",
-		bufsize, gracetime, resettime, crashflag, crashflag_name);
+		oom_ext_bufsize, oom_ext_gracetime, oom_ext_resettime,
+		oom_ext_crashflag, name);
 	return 0;
 
 unregister_sysctl:
-	unregister_sysctl_table(sysctl_hdr);
+	oom_ext_sysctl_unregister();
 free_buffer:
 	chunks_free(&st.chunks);
 	sysfs_put(status_kn);
@@ -1006,7 +647,7 @@ static void __exit oom_ext_exit(void)
 {
 	unsigned long flags;
 
-	unregister_sysctl_table(sysctl_hdr);	/* waits for running writers */
+	oom_ext_sysctl_unregister();		/* waits for running writers */
 	unregister_oom_notifier(&oom_nb);	/* waits for running calls */
 
 	spin_lock_irqsave(&st.lock, flags);
@@ -1017,7 +658,7 @@ static void __exit oom_ext_exit(void)
 	cancel_delayed_work_sync(&watch_work);
 	cancel_delayed_work_sync(&rearm_work);
 	cancel_work_sync(&flag_work);
-	flag_remove();				/* no OOM state without us */
+	oom_ext_flag_remove();			/* no OOM state without us */
 
 	sysfs_put(status_kn);
 	status_kn = NULL;
