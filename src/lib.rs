@@ -15,3 +15,4 @@ pub mod root;
 pub mod status;
 pub mod statuscmd;
 pub mod sysctl;
+pub mod victims;

@@ -13,7 +13,7 @@
 use argh::FromArgs;
 use oom_ext::log::{Log, Sink};
 use oom_ext::root::Root;
-use oom_ext::{guard, init, report, statuscmd};
+use oom_ext::{guard, init, report, statuscmd, victims};
 
 /// oom_ext userspace: initramfs init, OOM guard, next-boot report, status.
 #[derive(FromArgs)]
@@ -32,6 +32,7 @@ enum Cmd {
     Guard(GuardCmd),
     Report(ReportCmd),
     Status(StatusCmd),
+    Victims(VictimsCmd),
 }
 
 /// Apply oom_ext.* from the kernel command line, load the module (or choose
@@ -87,6 +88,19 @@ struct StatusCmd {
     /// write node_exporter metrics to DIR/oom_ext.prom (atomically)
     #[argh(option)]
     textfile: Option<String>,
+}
+
+/// The run-time ordered list of victims: listed processes (or every
+/// process of a listed unit) die first, in list order.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "victims")]
+struct VictimsCmd {
+    /// add, remove or list
+    #[argh(positional)]
+    action: String,
+    /// PIDs or unit names (NAME.service, NAME.scope)
+    #[argh(positional, greedy)]
+    words: Vec<String>,
 }
 
 fn parse_args(args: &[String]) -> Cli {
@@ -224,6 +238,14 @@ fn run(args: &[String]) -> ! {
                 },
                 None => 0,
             }
+        }
+        Cmd::Victims(c) => {
+            let (code, out) = victims::run(&root, &c.action, &c.words);
+            match code {
+                0 => print!("{out}"),
+                _ => eprint!("{out}"),
+            }
+            code
         }
     };
     std::process::exit(code);
