@@ -12,6 +12,7 @@ pub mod paths;
 pub mod policy;
 pub mod report;
 pub mod root;
+pub mod rootfs;
 pub mod status;
 pub mod statuscmd;
 pub mod sysctl;

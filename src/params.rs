@@ -109,30 +109,9 @@ pub fn parse_number(v: &str, min: u32, max: u32) -> Result<u32, Refusal> {
     Ok(n as u32)
 }
 
-/// The rules the module applies to `crashflag_name`, plus what keeps the
-/// value safe to pass as a module parameter and to log.
+/// The configured-path rule shared with the module (crate::rootfs::check_path).
 pub fn check_flag_path(v: &str) -> Result<(), Refusal> {
-    if v.is_empty() {
-        return Err(Refusal::BadPath("empty"));
-    }
-    if v.len() > FLAG_NAME_MAX {
-        return Err(Refusal::BadPath("longer than 255 bytes"));
-    }
-    if !v.starts_with('/') {
-        return Err(Refusal::BadPath("not absolute"));
-    }
-    if v.ends_with('/') {
-        return Err(Refusal::BadPath("names a directory"));
-    }
-    if v.split('/').any(|c| c == "..") {
-        return Err(Refusal::BadPath("has a .. component"));
-    }
-    if v.chars()
-        .any(|c| c.is_control() || c.is_whitespace() || c == '"')
-    {
-        return Err(Refusal::BadPath("has spaces, quotes or control characters"));
-    }
-    Ok(())
+    crate::rootfs::check_path(v.as_bytes()).map_err(Refusal::BadPath)
 }
 
 impl Params {
