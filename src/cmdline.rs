@@ -1,22 +1,29 @@
-//! Pure parser for the `oom_ext` keys of the kernel command line.
+//! Pure parser for the `oom_ext` keys of the kernel command line, on bytes.
 //!
-//! Semantics (also in oom-ext(8)): words are split like the kernel does
-//! (whitespace outside double quotes, quotes removed); words after a lone
-//! `--` belong to init and are ignored. `oom_ext=0|off|no|false` turns
-//! oom_ext off. `oom_ext.KEY=VALUE` sets a key; the last occurrence wins, and
-//! if the last occurrence is bad the default applies. Each bad value gives
-//! one [`Diagnostic`].
+//! Semantics (also in oom-ext(8)): the line ends at the first NUL; words are
+//! split exactly as the kernel's `next_arg()` splits them (its `isspace`:
+//! `\t \n \v \f \r`, space and 0xa0; double quotes group, a leading quote
+//! of the word or of the value and the matching last quote are removed);
+//! `-` and `_` are the same in names, as in the kernel's `parameq()`; words
+//! after a lone `--` belong to init and are ignored. `oom_ext=0|off|no|false`
+//! turns oom_ext off. `oom_ext.KEY=VALUE` sets a key; the last occurrence
+//! wins, and if the last occurrence is bad the default applies. Each bad
+//! value (a non-UTF-8 one too) gives one [`Diagnostic`]; it never loses the
+//! rest of the line.
 
 use crate::params::{Params, Refusal};
+use crate::rootfs;
 use std::fmt;
 
 /// One refused value: what, which value, the allowed range, what is used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
-    /// The key as written on the command line, e.g. `oom_ext.bufsize`.
+    /// The key as written on the command line, e.g. `oom_ext.bufsize`,
+    /// escaped for a log line.
     pub name: String,
     /// The parameter it sets, e.g. `bufsize` (`enabled` for `oom_ext=`).
     pub key: String,
+    /// The value as written, escaped for a log line and cut.
     pub value: String,
     pub reason: Refusal,
     /// The value in effect instead (filled in after the whole line is read).
@@ -40,103 +47,183 @@ pub fn escape_value(v: &str) -> String {
     out
 }
 
+/// [`escape_value`] for raw bytes: valid UTF-8 as there, anything else as
+/// `\xNN`.
+pub fn escape_bytes(v: &[u8]) -> String {
+    match std::str::from_utf8(v) {
+        Ok(s) => escape_value(s),
+        Err(_) => rootfs::escape(v, ECHO_MAX),
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = escape_value(&self.name);
         match self.reason {
-            Refusal::UnknownKey => write!(
-                f,
-                "ignoring {name}=\"{}\": unknown key",
-                escape_value(&self.value)
-            ),
+            Refusal::UnknownKey => {
+                write!(f, "ignoring {}=\"{}\": unknown key", self.name, self.value)
+            }
             _ => write!(
                 f,
-                "ignoring {name}=\"{}\": {}, using {}",
-                escape_value(&self.value),
-                self.reason,
-                self.used
+                "ignoring {}=\"{}\": {}, using {}",
+                self.name, self.value, self.reason, self.used
             ),
         }
     }
 }
 
-/// Splits a command line into words the way the kernel's `next_arg` does.
-pub fn words(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
+/// The kernel's `isspace()` (lib/ctype.c): 0xa0 is a space there too.
+pub fn kernel_isspace(b: u8) -> bool {
+    matches!(b, b'\t'..=b'\r' | b' ' | 0xa0)
+}
+
+/// One word as the kernel's `next_arg()` returns it: the parameter, the
+/// value (`None` without `=`) and the rest of the line (spaces skipped).
+/// `args` must not start with a space and must hold no NUL.
+pub fn next_arg(args: &[u8]) -> (Vec<u8>, Option<Vec<u8>>, &[u8]) {
+    let mut a = args;
     let mut in_quote = false;
-    let mut have = false;
-    for c in line.chars() {
-        if c == '"' {
-            in_quote = !in_quote;
-            have = true;
-            continue;
-        }
-        if !in_quote && (c.is_ascii_whitespace() || c == '\0') {
-            if have {
-                out.push(std::mem::take(&mut cur));
-                have = false;
-            }
-            continue;
-        }
-        cur.push(c);
-        have = true;
+    let mut quoted = false;
+    if a.first() == Some(&b'"') {
+        a = &a[1..];
+        in_quote = true;
+        quoted = true;
     }
-    if have {
-        out.push(cur);
+    let mut i = 0;
+    let mut equals = 0;
+    while i < a.len() {
+        if kernel_isspace(a[i]) && !in_quote {
+            break;
+        }
+        if equals == 0 && a[i] == b'=' {
+            equals = i;
+        }
+        if a[i] == b'"' {
+            in_quote = !in_quote;
+        }
+        i += 1;
+    }
+    // The kernel writes NULs into the word; do the same on a copy.
+    let mut buf = a[..i].to_vec();
+    buf.push(0);
+    let mut val_at = None;
+    if equals != 0 {
+        buf[equals] = 0;
+        let mut v = equals + 1;
+        if buf[v] == b'"' {
+            v += 1;
+            if buf[i - 1] == b'"' {
+                buf[i - 1] = 0;
+            }
+        }
+        val_at = Some(v);
+    }
+    if quoted && i > 0 && buf[i - 1] == b'"' {
+        buf[i - 1] = 0;
+    }
+    let cstr = |from: usize| {
+        let t = &buf[from.min(i)..];
+        t[..t.iter().position(|&b| b == 0).unwrap_or(t.len())].to_vec()
+    };
+    let param = cstr(0);
+    let val = val_at.map(cstr);
+    let rest = if i < a.len() { &a[i + 1..] } else { &a[i..] };
+    (param, val, skip_spaces(rest))
+}
+
+fn skip_spaces(mut s: &[u8]) -> &[u8] {
+    while let Some((&b, rest)) = s.split_first() {
+        if !kernel_isspace(b) {
+            break;
+        }
+        s = rest;
+    }
+    s
+}
+
+/// The line up to its first NUL (the kernel's string ends there).
+fn c_string(line: &[u8]) -> &[u8] {
+    &line[..line.iter().position(|&b| b == 0).unwrap_or(line.len())]
+}
+
+/// Splits a command line into (param, value) pairs as `parse_args()` does,
+/// stopping at a lone `--`.
+pub fn args(line: &[u8]) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    let mut rest = skip_spaces(c_string(line));
+    while !rest.is_empty() {
+        let (param, val, r) = next_arg(rest);
+        rest = r;
+        if val.is_none() && param == b"--" {
+            break;
+        }
+        out.push((param, val));
     }
     out
 }
 
-/// Parses the oom_ext keys of a command line.
-pub fn parse(line: &str) -> (Params, Vec<Diagnostic>) {
+/// The words of a command line (`param` or `param=value`, quotes removed
+/// as the kernel removes them), up to a lone `--`.
+pub fn words(line: impl AsRef<[u8]>) -> Vec<Vec<u8>> {
+    args(line.as_ref())
+        .into_iter()
+        .map(|(mut p, v)| {
+            if let Some(v) = v {
+                p.push(b'=');
+                p.extend_from_slice(&v);
+            }
+            p
+        })
+        .collect()
+}
+
+/// `-` and `_` are the same in parameter names (the kernel's `parameq`).
+fn dashes_to_underscores(name: &[u8]) -> Vec<u8> {
+    name.iter()
+        .map(|&b| if b == b'-' { b'_' } else { b })
+        .collect()
+}
+
+/// Parses the oom_ext keys of a command line (raw bytes; `&str` works too).
+pub fn parse(line: impl AsRef<[u8]>) -> (Params, Vec<Diagnostic>) {
     let mut params = Params::default();
     let defaults = Params::default();
     let mut diags: Vec<Diagnostic> = Vec::new();
-    for word in words(line) {
-        if word == "--" {
-            break;
-        }
-        let (key, value) = match word.split_once('=') {
-            Some((k, v)) => (k, v),
-            None => (word.as_str(), ""),
-        };
-        let name = key;
-        let key = if key == "oom_ext" || key == "oom-ext" {
-            if !word.contains('=') {
+    for (name, value) in args(line.as_ref()) {
+        let norm = dashes_to_underscores(&name);
+        let key: Vec<u8> = if norm == b"oom_ext" {
+            if value.is_none() {
                 // A bare `oom_ext` is not a request to turn it off or on.
                 continue;
             }
-            "enabled"
-        } else if let Some(k) = key
-            .strip_prefix("oom_ext.")
-            .or_else(|| key.strip_prefix("oom-ext."))
-        {
-            k
+            b"enabled".to_vec()
+        } else if let Some(k) = norm.strip_prefix(b"oom_ext.") {
+            k.to_vec()
         } else {
             continue;
         };
-        let result = if name != "oom_ext" && name != "oom-ext" && key == "enabled" {
-            Err(Refusal::UnknownKey) // the switch is `oom_ext=`, not a key
-        } else {
-            params.set(key, value)
+        let value = value.unwrap_or_default();
+        let result = match (std::str::from_utf8(&key), std::str::from_utf8(&value)) {
+            (Ok("enabled"), _) if norm != b"oom_ext" => Err(Refusal::UnknownKey),
+            (Err(_), _) => Err(Refusal::UnknownKey),
+            (Ok(k), Ok(v)) => params.set(k, v),
+            // No valid value is outside ASCII: U+FFFD is refused by every
+            // key with the reason that key gives (or as unknown).
+            (Ok(k), Err(_)) => params.set(k, "\u{fffd}"),
         };
-        match result {
-            Ok(()) => {}
-            Err(reason) => {
-                if reason != Refusal::UnknownKey {
-                    // The last occurrence wins even when it is bad: default.
-                    let d = defaults.get(key).unwrap_or_default();
-                    let _ = params.set(key, &d);
-                }
-                diags.push(Diagnostic {
-                    name: name.to_string(),
-                    key: key.to_string(),
-                    value: value.to_string(),
-                    reason,
-                    used: String::new(),
-                });
+        if let Err(reason) = result {
+            let key = String::from_utf8_lossy(&key).into_owned();
+            if reason != Refusal::UnknownKey {
+                // The last occurrence wins even when it is bad: default.
+                let d = defaults.get(&key).unwrap_or_default();
+                let _ = params.set(&key, &d);
             }
+            diags.push(Diagnostic {
+                name: escape_bytes(&name),
+                key,
+                value: escape_bytes(&value),
+                reason,
+                used: String::new(),
+            });
         }
     }
     for d in &mut diags {
@@ -243,7 +330,10 @@ mod tests {
         let (_, d) = p(&format!("oom_ext.bufsize={}", "9".repeat(5000)));
         assert!(d[0].len() < 200, "{}", d[0]);
         let (params, d) = p("oom_ext.bufsize=1\x002");
-        assert_eq!(params.bufsize, 1, "NUL splits words");
+        assert_eq!(
+            params.bufsize, 1,
+            "the line ends at a NUL, as the kernel's string"
+        );
         assert!(d.is_empty());
         let (_, d) = p("oom_ext.bufsize=");
         assert_eq!(
@@ -276,6 +366,85 @@ mod tests {
         assert_eq!(
             d,
             vec!["ignoring oom_ext.psi_window_ms=\"100\": out of range 500..10000, using 1000"]
+        );
+    }
+
+    #[test]
+    fn defect_2_a_non_utf8_byte_is_one_bad_value_not_a_lost_line() {
+        let (params, d) = p("oom_ext=0 x=caf\u{e9}");
+        assert!(!params.enabled);
+        assert!(d.is_empty());
+        let (params, d) = parse(b"oom_ext=0 x=caf\xe9 oom_ext.bufsize=7\xff oom_ext.gracetime=5\n");
+        assert!(!params.enabled, "oom_ext=0 is kept");
+        assert_eq!(params.gracetime, 5, "the words after it are read");
+        assert_eq!(params.bufsize, 32);
+        let d: Vec<String> = d.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            d,
+            vec!["ignoring oom_ext.bufsize=\"7\\xff\": not a number in 0..4096, using 32"]
+        );
+        let (_, d) = parse(b"oom_ext.caf\xe9=1 oom_ext.crashflag_name=/caf\xc3\xa9");
+        let d: Vec<String> = d.iter().map(|d| d.to_string()).collect();
+        assert_eq!(d[0], "ignoring oom_ext.caf\\xe9=\"1\": unknown key");
+        assert!(
+            d[1].contains("/caf\u{e9}") && d[1].contains("0x21..0x7e"),
+            "{}",
+            d[1]
+        );
+    }
+
+    #[test]
+    fn words_split_exactly_like_next_arg() {
+        let w = |l: &[u8]| {
+            args(l)
+                .into_iter()
+                .map(|(p, v)| {
+                    (
+                        String::from_utf8_lossy(&p).into_owned(),
+                        v.map(|v| String::from_utf8_lossy(&v).into_owned()),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let s = |p: &str, v: Option<&str>| (p.to_string(), v.map(str::to_string));
+        // The kernel's isspace has \v, \f and 0xa0 too.
+        assert_eq!(
+            w(b"a=1\x0bb=2\x0cc\xa0d\r"),
+            vec![
+                s("a", Some("1")),
+                s("b", Some("2")),
+                s("c", None),
+                s("d", None)
+            ]
+        );
+        // Only a leading quote of the word or of the value and the last
+        // quote go; quotes inside stay and still group spaces.
+        assert_eq!(w(b"a=x\"y z\"w"), vec![s("a", Some("x\"y z\"w"))]);
+        assert_eq!(w(b"\"a b\""), vec![s("a b", None)]);
+        assert_eq!(w(b"a=\""), vec![s("a", Some(""))]);
+        // A quote opened by the word and closed inside it: the space splits.
+        assert_eq!(
+            w(b"\"a=\"b c\"\""),
+            vec![s("a", Some("b")), s("c\"\"", None)]
+        );
+        // The first '=' at index 0 does not count (equals == 0 in C).
+        assert_eq!(w(b"=a=b"), vec![s("=a", Some("b"))]);
+        assert_eq!(w(b"a -- b"), vec![s("a", None)]);
+        assert_eq!(
+            w(b"a --=1 b"),
+            vec![s("a", None), s("--", Some("1")), s("b", None)]
+        );
+        assert_eq!(w(b"  \n"), vec![]);
+        assert_eq!(w(b"a\0b"), vec![s("a", None)]);
+    }
+
+    #[test]
+    fn dashes_and_underscores_are_the_same_in_names() {
+        let (params, d) = p("oom-ext.psi-kill-ms=0 oom_ext.psi_stall-ms=20 oom-ext=0");
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(
+            (params.psi_kill_ms, params.psi_stall_ms, params.enabled),
+            (0, 20, false)
         );
     }
 }

@@ -24,9 +24,15 @@ fn word(v: &str) -> Option<String> {
     .then(|| v.to_string())
 }
 
-pub fn parse(text: &str) -> ModuleStatus {
+/// Parses the status text line by line as bytes: a line that is not UTF-8
+/// is skipped alone, never the whole file.
+pub fn parse(text: impl AsRef<[u8]>) -> ModuleStatus {
     let mut s = ModuleStatus::default();
-    for line in text.lines() {
+    let lines = text
+        .as_ref()
+        .split(|&b| b == b'\n')
+        .filter_map(|l| std::str::from_utf8(l).ok());
+    for line in lines {
         // Comments are allowed after the value (as in the contract's example).
         let line = line.split('#').next().unwrap_or("").trim();
         let Some((k, v)) = line.split_once('=') else {
@@ -71,5 +77,13 @@ mod tests {
         assert_eq!(s.state.as_deref(), Some("oom"));
         assert_eq!(s.reserved_bytes, None);
         assert_eq!(s.oom_events, None);
+    }
+
+    #[test]
+    fn defect_14_one_bad_byte_loses_one_line_not_the_file() {
+        let s = parse(b"state=oom\nlast_source=caf\xe9\noom_events=3\n");
+        assert_eq!(s.state.as_deref(), Some("oom"));
+        assert_eq!(s.oom_events, Some(3));
+        assert_eq!(s.last_source, None);
     }
 }

@@ -106,6 +106,18 @@ fn cmdline_and_params_file_never_escape_their_bounds() {
                 "{s:?}"
             );
         }
+        // The same, raw bytes (not UTF-8 at all) straight in.
+        let raw = bytes(&mut rng);
+        let (p2, diags) = cmdline::parse(&raw);
+        params_in_bounds(&p2);
+        for d in diags {
+            let s = d.to_string();
+            assert!(
+                s.bytes().all(|c| (0x20..0x7f).contains(&c) || c >= 0x80),
+                "{s:?}"
+            );
+            assert!(!s.contains('\u{1b}') && s.len() < 512, "{s:?}");
+        }
         let (q, _) = Params::from_file(&line);
         params_in_bounds(&q);
         // What we write, we read back unchanged.
@@ -128,8 +140,9 @@ fn flag_status_and_kill_parsers_take_anything() {
                 assert_eq!(line.matches('\n').count(), 1, "{line:?}");
             }
         }
+        // Raw bytes, as read from the file.
+        let st = status::parse(&b);
         let s = String::from_utf8_lossy(&b);
-        let st = status::parse(&s);
         if let Some(w) = st.state {
             assert!(
                 w.len() <= 32

@@ -80,8 +80,7 @@ pub fn load_config(root: &Root, log: &Log) -> (Mode, Params) {
             p
         }
         Err(_) => {
-            cmdline::parse(&std::fs::read_to_string(root.join(paths::CMDLINE)).unwrap_or_default())
-                .0
+            cmdline::parse(crate::rootfs::read_small(root, paths::CMDLINE).unwrap_or_default()).0
         }
     };
     let mode = std::fs::read_to_string(root.join(paths::MODE))
