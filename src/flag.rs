@@ -111,35 +111,63 @@ impl FlagData {
 /// Why a flag's content cannot be trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Damage {
-    /// NUL bytes or not UTF-8.
+    /// No `oom_ext_flag=1` first line, and NUL bytes or not UTF-8.
     Binary,
     /// No `oom_ext_flag=1` first line.
     NotAFlag,
 }
 
-/// Pure parser of flag content (at most [`READ_MAX`] bytes are passed in).
+/// ASCII whitespace cut from both ends (`trim_ascii` needs Rust 1.80).
+fn trim(mut b: &[u8]) -> &[u8] {
+    while let [f, rest @ ..] = b {
+        if !f.is_ascii_whitespace() {
+            break;
+        }
+        b = rest;
+    }
+    while let [rest @ .., l] = b {
+        if !l.is_ascii_whitespace() {
+            break;
+        }
+        b = rest;
+    }
+    b
+}
+
+/// Pure parser of flag content (at most [`READ_MAX`] bytes are passed in),
+/// on bytes: after the `oom_ext_flag=1` line, a line with a NUL or a byte
+/// sequence that is not UTF-8 (a torn write leaves zeros) is one bad line,
+/// never a lost flag.
 pub fn parse(bytes: &[u8]) -> Result<FlagData, Damage> {
-    if bytes.contains(&0) {
-        return Err(Damage::Binary);
+    let mut lines = bytes.split(|&b| b == b'\n');
+    let first = lines.next().unwrap_or_default();
+    if trim(first) != b"oom_ext_flag=1" {
+        let text = bytes.contains(&0) || std::str::from_utf8(bytes).is_err();
+        return Err(if text {
+            Damage::Binary
+        } else {
+            Damage::NotAFlag
+        });
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| Damage::Binary)?;
     let mut data = FlagData::default();
-    let mut lines = text.lines();
-    if lines.next().map(str::trim) != Some("oom_ext_flag=1") {
-        return Err(Damage::NotAFlag);
-    }
     for line in lines {
-        let line = line.trim_end();
+        let line = trim(line);
         if line.is_empty() {
             continue;
         }
+        let Some(line) = std::str::from_utf8(line).ok().filter(|l| !l.contains('\0')) else {
+            data.bad_lines += 1;
+            continue;
+        };
         match line.split_once('=') {
             Some(("victim", v)) => match Victim::parse(v) {
                 Some(victim) => data.victims.push(victim),
                 None => data.bad_lines += 1,
             },
             Some((k, v))
-                if !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+                if !k.is_empty()
+                    && k.len() <= 64
+                    && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
             {
                 data.fields.push((k.to_string(), v.to_string()))
             }
@@ -299,6 +327,13 @@ mod tests {
         assert_eq!(parse(b"hello\n"), Err(Damage::NotAFlag));
         assert_eq!(parse(b"oom_ext_flag=1\0"), Err(Damage::Binary));
         assert_eq!(parse(&[0xff, 0xfe, b'\n']), Err(Damage::Binary));
+        // A torn write (zeros) or a non-UTF-8 value after the header: one
+        // bad line each, the flag is still ours.
+        let d = parse(b"oom_ext_flag=1\nsource=psi\nkernel=caf\xe9\n\0\0\0\0").unwrap();
+        assert_eq!(
+            (d.get("source"), d.get("kernel"), d.bad_lines),
+            (Some("psi"), None, 2)
+        );
         let d = parse(
             "oom_ext_flag=1\nvictim=x y z\nvictim=1\n=3\nno equals\nkernel=\u{1b}[2J\n".as_bytes(),
         )

@@ -7,6 +7,7 @@ use crate::modload::{self, Compression, LoadResult};
 use crate::params::Params;
 use crate::paths;
 use crate::root::Root;
+use crate::rootfs;
 use crate::sysctl;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -14,7 +15,10 @@ use std::path::PathBuf;
 /// Everything `init` reads before deciding.
 #[derive(Debug, Clone)]
 pub struct Inputs {
-    pub cmdline: String,
+    /// `/proc/cmdline` as bytes (empty when it cannot be read).
+    pub cmdline: Vec<u8>,
+    /// Why `/proc/cmdline` could not be read, if it exists but could not.
+    pub cmdline_error: Option<String>,
     pub release: Option<String>,
     pub module_loaded: bool,
     /// `modules.dep` text, or why it could not be read.
@@ -66,6 +70,12 @@ pub fn plan(root: &Root, inputs: &Inputs) -> Plan {
                     "{} is not in modules.dep of kernel {rel} (not installed?)",
                     modload::MODULE
                 )),
+                Some((p, _)) if p.split('/').any(|c| c == "..") => {
+                    ModulePlan::Unavailable(format!(
+                        "modules.dep of kernel {rel} names {} with a .. component: not loaded",
+                        cmdline::escape_value(&p)
+                    ))
+                }
                 Some((p, _)) => {
                     let moddir = root.join(format!("lib/modules/{rel}"));
                     let path = if p.starts_with('/') {
@@ -95,18 +105,29 @@ pub fn plan(root: &Root, inputs: &Inputs) -> Plan {
     }
 }
 
-/// Reads the inputs under the root.
+/// modules.dep of a distribution kernel is about 1 MiB.
+const MODULES_DEP_MAX: usize = 16 << 20;
+
+/// Reads the inputs under the root (capped, never blocking on a FIFO).
 pub fn gather(root: &Root) -> Inputs {
     let release = modload::kernel_release(root);
     let modules_dep = match &release {
         Some(rel) => {
-            let p = root.join(format!("lib/modules/{rel}/modules.dep"));
-            std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+            let p = format!("lib/modules/{rel}/modules.dep");
+            rootfs::read(root, &p, MODULES_DEP_MAX)
+                .map_err(|e| format!("cannot read /{p}: {e}"))
+                .and_then(|b| String::from_utf8(b).map_err(|_| format!("/{p} is not UTF-8")))
         }
         None => Err("kernel release unknown".into()),
     };
+    let (cmdline, cmdline_error) = match rootfs::read(root, paths::CMDLINE, rootfs::SMALL) {
+        Ok(b) => (b, None),
+        Err(rootfs::Error::Missing) => (Vec::new(), None),
+        Err(e) => (Vec::new(), Some(format!("/{} {e}", paths::CMDLINE))),
+    };
     Inputs {
-        cmdline: std::fs::read_to_string(root.join(paths::CMDLINE)).unwrap_or_default(),
+        cmdline,
+        cmdline_error,
         module_loaded: modload::is_loaded(root),
         modules_dep,
         kernel_panic: sysctl::read(root, "kernel.panic").ok(),
@@ -188,11 +209,10 @@ impl Mode {
     }
 }
 
-/// Writes a small run-time file atomically (temp file + rename).
+/// Writes a small run-time file atomically: an unpredictable `O_EXCL` temp
+/// file in its directory, then rename (crate::rootfs::replace_at).
 pub fn write_atomic(path: &std::path::Path, content: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, content)?;
-    std::fs::rename(&tmp, path)
+    Ok(rootfs::replace_at(path, content.as_bytes(), 0o644)?)
 }
 
 /// Carries out the plan. Every failure is logged, none is returned: boot goes on.
@@ -354,6 +374,9 @@ pub fn spawn(root: &Root) -> std::io::Result<u32> {
 /// `oom-ext init`.
 pub fn run(root: &Root, log: &Log, plan_only: bool, spawn_guard: bool) -> String {
     let inputs = gather(root);
+    if let Some(e) = &inputs.cmdline_error {
+        log.warn(&format!("{e}; using the defaults"));
+    }
     let plan = plan(root, &inputs);
     if plan_only {
         return plan.render(root);
@@ -369,6 +392,7 @@ mod tests {
     fn inputs(cmdline: &str) -> Inputs {
         Inputs {
             cmdline: cmdline.into(),
+            cmdline_error: None,
             release: Some("6.1.0-56-amd64".into()),
             module_loaded: false,
             modules_dep: Ok("updates/dkms/oom_ext.ko: \n".into()),

@@ -3,12 +3,15 @@
 pub mod cmdline;
 pub mod flag;
 pub mod guard;
+pub mod history;
+pub mod hooks;
 pub mod init;
 pub mod json;
 pub mod log;
 pub mod modload;
 pub mod params;
 pub mod paths;
+pub mod pidtrust;
 pub mod policy;
 pub mod report;
 pub mod root;

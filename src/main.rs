@@ -206,9 +206,9 @@ fn run(args: &[String]) -> ! {
         Cmd::Report(c) => {
             let log = Log::new(root.clone(), Sink::Syslog);
             if let Some(f) = &c.flag {
-                if !f.starts_with('/') {
-                    eprintln!("oom-ext report: --flag needs an absolute path, got {f:?}");
-                    std::process::exit(2);
+                if let Err(why) = oom_ext::rootfs::check_path(f.as_bytes()) {
+                    eprintln!("oom-ext report: --flag {f:?} is not a valid flag path: {why}");
+                    std::process::exit(report::EXIT_USAGE);
                 }
             }
             let opts = report::Options {

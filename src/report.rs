@@ -8,19 +8,18 @@ use crate::json::{self, Object};
 use crate::log::{iso8601, unix_now, Log};
 use crate::params::Params;
 use crate::root::Root;
-use crate::{cmdline, paths};
+use crate::rootfs::{self, Error};
+use crate::{cmdline, history, hooks, paths};
 use std::fmt::Write as _;
-use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-pub const HISTORY_KEEP: usize = 20;
-pub const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
+pub const HISTORY_KEEP: usize = history::KEEP;
+pub const HOOK_TIMEOUT: Duration = hooks::TIMEOUT;
 
-/// Exit codes (documented in oom-ext(8)).
+/// Exit codes (documented in oom-ext(8)): an error wins over a report.
 pub const EXIT_NONE: i32 = 0;
 pub const EXIT_ERROR: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_REPORTED: i32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,16 +59,23 @@ pub struct Report {
     pub mtime: Option<u64>,
     pub data: Option<FlagData>,
     pub reported_unix: u64,
+    /// (dev, inode) of the regular file read, to remove only that one.
+    pub ino: Option<(u64, u64)>,
 }
 
 /// Flag paths to look at, in order: this boot's effective parameters, the
-/// command line, the default.
+/// command line, the default. Each was checked by the parameter rules.
 pub fn candidates(root: &Root) -> Vec<String> {
     let mut v = Vec::new();
-    if let Ok(t) = std::fs::read_to_string(root.join(paths::PARAMS)) {
-        v.push(Params::from_file(&t).0.crashflag_name);
+    if let Some(t) = rootfs::read_small(root, paths::PARAMS) {
+        // Bytes outside ASCII only ever make a value invalid.
+        v.push(
+            Params::from_file(&String::from_utf8_lossy(&t))
+                .0
+                .crashflag_name,
+        );
     }
-    if let Ok(t) = std::fs::read_to_string(root.join(paths::CMDLINE)) {
+    if let Some(t) = rootfs::read_small(root, paths::CMDLINE) {
         v.push(cmdline::parse(&t).0.crashflag_name);
     }
     v.push(crate::params::DEFAULT_FLAG.to_string());
@@ -82,59 +88,58 @@ pub fn candidates(root: &Root) -> Vec<String> {
     out
 }
 
-fn special_kind(ft: &std::fs::FileType) -> &'static str {
-    if ft.is_fifo() {
-        "FIFO"
-    } else if ft.is_socket() {
-        "socket"
-    } else if ft.is_block_device() || ft.is_char_device() {
-        "device"
-    } else if ft.is_dir() {
-        "directory"
-    } else {
-        "unknown file type"
-    }
-}
-
-/// Looks at the flag without following links or blocking on FIFOs.
+/// Looks at the flag without following links or blocking on FIFOs, inside
+/// the root. `Ok(None)`: no flag there.
 pub fn inspect(root: &Root, flag: &str, now: u64) -> std::io::Result<Option<Report>> {
-    let path = root.join(flag);
-    let meta = match std::fs::symlink_metadata(&path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+    if let Err(why) = rootfs::check_path(flag.as_bytes()) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("not a valid flag path: {why}"),
+        ));
+    }
+    let (dir, name) = match rootfs::parent(root, flag) {
+        Ok(x) => x,
+        Err(Error::Missing) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let st = match dir.lstat(&name) {
+        Ok(st) => st,
+        Err(Error::Missing) => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
     let mut r = Report {
         flag: flag.to_string(),
         kind: Kind::Ok,
-        size: meta.len(),
-        mtime: Some(meta.mtime().max(0) as u64),
+        size: st.st_size.max(0) as u64,
+        mtime: Some(st.st_mtime.max(0) as u64),
         data: None,
         reported_unix: now,
+        ino: None,
     };
-    let ft = meta.file_type();
-    if ft.is_symlink() {
-        let target = std::fs::read_link(&path)
-            .map(|t| t.display().to_string())
+    let kind = rootfs::kind(st.st_mode);
+    if kind == "symlink" {
+        let target = dir
+            .read_link(&name)
+            .map(|t| cmdline::escape_bytes(&t))
             .unwrap_or_else(|_| "?".into());
         r.kind = Kind::Symlink(target);
         return Ok(Some(r));
     }
-    if !ft.is_file() {
-        r.kind = Kind::Special(special_kind(&ft));
+    if kind != "regular file" {
+        r.kind = Kind::Special(kind);
         return Ok(Some(r));
     }
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(&path)?;
-    let m2 = f.metadata()?;
-    if !m2.file_type().is_file() || m2.ino() != meta.ino() {
-        r.kind = Kind::Special("file replaced while reading");
-        return Ok(Some(r));
-    }
+    let (f, st2) = match dir.open_regular(&name) {
+        Ok(x) => x,
+        Err(Error::NotRegular(k)) => {
+            r.kind = Kind::Special(k);
+            return Ok(Some(r));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    r.ino = Some((st2.st_dev, st2.st_ino));
     let mut bytes = Vec::new();
-    f.take(READ_MAX as u64 + 1).read_to_end(&mut bytes)?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(f, READ_MAX as u64 + 1), &mut bytes)?;
     let huge = bytes.len() > READ_MAX;
     if huge {
         bytes.truncate(READ_MAX);
@@ -149,12 +154,17 @@ pub fn inspect(root: &Root, flag: &str, now: u64) -> std::io::Result<Option<Repo
             r.kind = if huge { Kind::Huge } else { Kind::Ok };
         }
         Err(Damage::Binary) => r.kind = Kind::Binary,
-        Err(Damage::NotAFlag) => r.kind = if huge { Kind::Huge } else { Kind::Corrupt },
+        Err(Damage::NotAFlag) => r.kind = Kind::Corrupt,
     }
     Ok(Some(r))
 }
 
 impl Report {
+    /// Only a regular file that parses as an oom_ext flag is removed.
+    pub fn removable(&self) -> bool {
+        self.ino.is_some() && self.data.is_some() && matches!(self.kind, Kind::Ok | Kind::Huge)
+    }
+
     fn started(&self) -> Option<u64> {
         self.data.as_ref().and_then(|d| d.get_u64("started_unix"))
     }
@@ -185,10 +195,8 @@ impl Report {
                 "{} bytes, over 64 KiB: only the start was read",
                 self.size
             )),
-            Kind::Symlink(t) => Some(format!(
-                "a symlink to {}: not followed",
-                cmdline::escape_value(t)
-            )),
+            // Escaped when read (escape_bytes).
+            Kind::Symlink(t) => Some(format!("a symlink to {t}: not followed")),
             Kind::Special(what) => Some(format!("a {what}, not a regular file: not opened")),
         }
     }
@@ -307,9 +315,17 @@ impl Report {
         let get = |k: &str| d.and_then(|d| d.get(k));
         let fields = d
             .map(|d| {
+                // One key once (its last value, as `get` reads it), at the
+                // place it first appeared.
+                let mut seen: Vec<&str> = Vec::new();
                 d.fields
                     .iter()
-                    .fold(Object::new(), |o, (k, v)| o.str(k, v))
+                    .filter(|(k, _)| {
+                        let new = !seen.contains(&k.as_str());
+                        seen.push(k);
+                        new
+                    })
+                    .fold(Object::new(), |o, (k, _)| o.str(k, d.get(k).unwrap_or("")))
                     .finish()
             })
             .unwrap_or_else(|| "null".into());
@@ -349,147 +365,18 @@ impl Report {
     }
 }
 
-/// Stores the JSON report under /var/lib/oom-ext/history and keeps the
-/// newest [`HISTORY_KEEP`]. Returns the file written.
-pub fn archive(root: &Root, report: &Report, json: &str) -> std::io::Result<PathBuf> {
-    let dir = root.join(paths::HISTORY);
-    std::fs::create_dir_all(&dir)?;
-    let base = format!("{:010}", report.reported_unix);
-    // Several reports in one second get increasing suffixes (never reused
-    // after pruning, so the order by name stays the order of writing).
-    let next = history_in(&dir)
+/// Stores the JSON report under /var/lib/oom-ext/history (see
+/// [`history::archive`]). Returns the path written, under the root.
+pub fn archive(root: &Root, report: &Report, json: &str) -> std::io::Result<String> {
+    history::archive(root, report.reported_unix, json)
+}
+
+/// Archived reports, oldest first, as host paths.
+pub fn history(root: &Root) -> Vec<std::path::PathBuf> {
+    history::entries(root)
         .iter()
-        .filter_map(|p| history_key(p))
-        .filter(|(t, _)| *t == base)
-        .map(|(_, n)| n + 1)
-        .max();
-    let path = match next {
-        None => dir.join(format!("{base}.json")),
-        Some(n) => dir.join(format!("{base}-{n}.json")),
-    };
-    crate::init::write_atomic(&path, &format!("{json}\n"))?;
-    prune(&dir, HISTORY_KEEP)?;
-    Ok(path)
-}
-
-/// Archived reports, oldest first (names start with the zero-padded time).
-pub fn history(root: &Root) -> Vec<PathBuf> {
-    history_in(&root.join(paths::HISTORY))
-}
-
-fn history_in(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "json"))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort_by_key(|p| history_key(p).unwrap_or_default());
-    v
-}
-
-/// (time, suffix) of a history file name `TTTTTTTTTT[-N].json`.
-fn history_key(p: &std::path::Path) -> Option<(String, u64)> {
-    let s = p.file_stem()?.to_str()?;
-    let (t, n) = s.split_once('-').unwrap_or((s, "0"));
-    Some((t.to_string(), n.parse().ok()?))
-}
-
-fn prune(dir: &std::path::Path, keep: usize) -> std::io::Result<()> {
-    let all = history_in(dir);
-    if all.len() > keep {
-        for p in &all[..all.len() - keep] {
-            std::fs::remove_file(p)?;
-        }
-    }
-    Ok(())
-}
-
-/// Runs the executables of /etc/oom-ext/report.d in name order, the JSON on
-/// stdin, each bounded by [`HOOK_TIMEOUT`].
-pub fn run_hooks(root: &Root, json: &str, log: &Log, timeout: Duration) {
-    let dir = root.join(paths::REPORT_D);
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        return;
-    };
-    let mut hooks: Vec<PathBuf> = rd
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-        .collect();
-    hooks.sort();
-    for h in hooks {
-        let name = h.display().to_string();
-        match run_hook(&h, json, timeout) {
-            Ok(0) => log.info(&format!("report hook {name} done")),
-            Ok(code) => log.warn(&format!("report hook {name} exited with {code}")),
-            Err(e) => log.warn(&format!("report hook {name}: {e}")),
-        }
-    }
-}
-
-fn run_hook(path: &std::path::Path, json: &str, timeout: Duration) -> std::io::Result<i32> {
-    use std::io::Write;
-    use std::os::fd::AsRawFd;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()?;
-    // A hook that does not read its input must not block us (a report can
-    // exceed the pipe buffer): the pipe is non-blocking and fed between the
-    // polls for the hook's exit, so the timeout still applies. (No writer
-    // thread: a thread would link glibc's pthread_create and resolver
-    // state into the static binary, about 30 kB.)
-    let mut stdin = child.stdin.take();
-    if let Some(s) = &stdin {
-        let fl = nix::fcntl::OFlag::from_bits_truncate(nix::fcntl::fcntl(
-            s.as_raw_fd(),
-            nix::fcntl::FcntlArg::F_GETFL,
-        )?);
-        nix::fcntl::fcntl(
-            s.as_raw_fd(),
-            nix::fcntl::FcntlArg::F_SETFL(fl | nix::fcntl::OFlag::O_NONBLOCK),
-        )?;
-    }
-    let mut data = json.as_bytes();
-    let start = Instant::now();
-    loop {
-        if let Some(s) = &mut stdin {
-            loop {
-                match s.write(data) {
-                    Ok(n) if n > 0 && n < data.len() => data = &data[n..],
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    // Everything written (closing the pipe gives the hook
-                    // EOF), or the hook closed its end: stop feeding it.
-                    _ => {
-                        data = &[];
-                        break;
-                    }
-                }
-            }
-            if data.is_empty() {
-                stdin = None;
-            }
-        }
-        if let Some(st) = child.try_wait()? {
-            return Ok(st.code().unwrap_or(128));
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("killed after {} s", timeout.as_secs()),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        .map(|e| root.join(e.path()))
+        .collect()
 }
 
 #[derive(Debug, Clone, Default)]
@@ -498,6 +385,29 @@ pub struct Options {
     pub keep: bool,
     pub flag: Option<String>,
     pub hook_timeout: Option<Duration>,
+}
+
+/// The JSON of a candidate that could not be read.
+fn error_json(flag: &str, e: &std::io::Error) -> String {
+    Object::new()
+        .str("flag", flag)
+        .str("status", "error")
+        .str("problem", &format!("cannot read: {e}"))
+        .finish()
+}
+
+/// Removes the flag if it is still the file that was reported.
+fn remove_reported(root: &Root, report: &Report) -> std::io::Result<()> {
+    let (dir, name) = rootfs::parent(root, &report.flag)?;
+    match dir.lstat(&name) {
+        Ok(st) if Some((st.st_dev, st.st_ino)) == report.ino => Ok(dir.remove(&name)?),
+        Ok(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "replaced since it was read: left alone",
+        )),
+        Err(Error::Missing) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `oom-ext report`: returns (exit code, text for stdout).
@@ -509,18 +419,23 @@ pub fn run(root: &Root, log: &Log, opts: &Options) -> (i32, String) {
     let now = unix_now();
     let mut out = String::new();
     let mut jsons = Vec::new();
-    let mut code = EXIT_NONE;
+    let (mut found, mut failed) = (false, false);
     for f in flags {
+        let shown = cmdline::escape_value(&f);
         let report = match inspect(root, &f, now) {
             Ok(None) => continue,
             Ok(Some(r)) => r,
             Err(e) => {
-                log.err(&format!("cannot read crash flag {f}: {e}"));
-                code = EXIT_ERROR;
+                log.err(&format!("cannot read crash flag {shown}: {e}"));
+                jsons.push(error_json(&f, &e));
+                if !opts.json {
+                    let _ = writeln!(out, "oom-ext: cannot read crash flag {shown}: {e}");
+                }
+                failed = true;
                 continue;
             }
         };
-        code = EXIT_REPORTED;
+        found = true;
         let json = report.json();
         log.warn(&report.log_line());
         if opts.json {
@@ -528,18 +443,36 @@ pub fn run(root: &Root, log: &Log, opts: &Options) -> (i32, String) {
         } else {
             out.push_str(&report.human());
         }
-        match archive(root, &report, &json) {
-            Ok(p) => log.info(&format!("report archived as {}", p.display())),
-            Err(e) => log.err(&format!(
-                "cannot archive the report under /{}: {e}",
-                paths::HISTORY
-            )),
-        }
-        run_hooks(root, &json, log, opts.hook_timeout.unwrap_or(HOOK_TIMEOUT));
-        if !opts.keep {
-            if let Err(e) = flag::remove(root, &f) {
-                log.err(&format!("cannot remove crash flag {f}: {e}"));
+        let archived = match archive(root, &report, &json) {
+            Ok(p) => {
+                log.info(&format!("report archived as {p}"));
+                true
             }
+            Err(e) => {
+                log.err(&format!(
+                    "cannot archive the report under /{}: {e}; the flag {shown} is kept",
+                    paths::HISTORY
+                ));
+                failed = true;
+                false
+            }
+        };
+        if root.is_system() {
+            hooks::run_all(root, &json, log, opts.hook_timeout.unwrap_or(HOOK_TIMEOUT));
+        } else {
+            log.info("report hooks not run: --root is not /");
+        }
+        if opts.keep || !archived {
+            continue;
+        }
+        if !report.removable() {
+            log.warn(&format!(
+                "crash flag {shown} left in place: {}",
+                report.problem().unwrap_or_default()
+            ));
+        } else if let Err(e) = remove_reported(root, &report) {
+            log.err(&format!("cannot remove crash flag {shown}: {e}"));
+            failed = true;
         }
     }
     if opts.json {
@@ -548,8 +481,15 @@ pub fn run(root: &Root, log: &Log, opts: &Options) -> (i32, String) {
         } else {
             format!("{}\n", json::array(jsons))
         };
-    } else if code == EXIT_NONE {
+    } else if !found && !failed {
         out.push_str("oom-ext: no crash flag: the previous boot had no OOM hang\n");
     }
+    let code = if failed {
+        EXIT_ERROR
+    } else if found {
+        EXIT_REPORTED
+    } else {
+        EXIT_NONE
+    };
     (code, out)
 }

@@ -1,12 +1,12 @@
 //! `oom-ext status`: mode, buffer, sysctls, counters, guard, last report;
 //! as text, JSON, or node_exporter textfile metrics.
 
-use crate::init::{write_atomic, Mode};
+use crate::init::Mode;
 use crate::json::Object;
 use crate::params::Params;
 use crate::root::Root;
 use crate::status::{self, ModuleStatus};
-use crate::{paths, report, sysctl};
+use crate::{cmdline, history, paths, pidtrust, rootfs, sysctl};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -24,8 +24,11 @@ pub struct Status {
     pub reports: usize,
 }
 
-fn kv(text: &str) -> BTreeMap<String, String> {
-    text.lines()
+/// `key=value` lines as bytes: a line that is not UTF-8, or a key that is
+/// not a plain word, is skipped alone.
+fn kv(text: &[u8]) -> BTreeMap<String, String> {
+    text.split(|&b| b == b'\n')
+        .filter_map(|l| std::str::from_utf8(l).ok())
         .filter_map(|l| l.split_once('='))
         .filter(|(k, _)| k.len() <= 32 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
         .map(|(k, v)| (k.to_string(), v.chars().take(256).collect()))
@@ -57,12 +60,45 @@ fn summary_of(json_text: &str) -> String {
     out
 }
 
+/// Control characters (ESC, CR, bidi overrides...) escaped, the rest as is:
+/// a summary is shown whole, but never drives the terminal.
+fn controls_escaped(s: &str) -> String {
+    s.chars()
+        .take(2048)
+        .flat_map(|c| {
+            let plain = !c.is_control() && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            let mut v: Vec<char> = Vec::new();
+            if plain {
+                v.push(c);
+            } else {
+                v.extend(c.escape_unicode());
+            }
+            v
+        })
+        .collect()
+}
+
+/// The newest archived report: its path and summary (or why it is not
+/// shown), read capped.
+fn last_report(root: &Root) -> Option<(String, String)> {
+    let last = history::entries(root).pop()?;
+    let summary = match rootfs::read(root, &last.path(), history::READ_MAX) {
+        Ok(b) => match std::str::from_utf8(&b) {
+            Ok(t) => summary_of(t),
+            Err(_) => "(not UTF-8: not shown)".into(),
+        },
+        Err(e) => format!("(cannot read: {e})"),
+    };
+    Some((last.path(), summary))
+}
+
 pub fn gather(root: &Root) -> Status {
     let mut s = Status::default();
-    let read = |p: &str| std::fs::read_to_string(root.join(p)).ok();
+    let read = |p: &str| rootfs::read_small(root, p);
     s.module_loaded = crate::modload::is_loaded(root);
-    s.module = read(paths::MODULE_STATUS).map(|t| status::parse(&t));
+    s.module = read(paths::MODULE_STATUS).map(status::parse);
     s.mode = read(paths::MODE)
+        .and_then(|m| String::from_utf8(m).ok())
         .and_then(|m| Mode::parse(&m))
         .map(|m| m.as_str().to_string());
     for k in Params::MODULE_KEYS.iter().rev() {
@@ -72,18 +108,12 @@ pub fn gather(root: &Root) -> Status {
         ));
     }
     s.kernel_panic = sysctl::read(root, "kernel.panic").ok();
-    s.guard_pid = read(paths::PIDFILE).and_then(|p| p.trim().parse().ok());
-    // Liveness is a fact of this machine, not of the (maybe fake) root.
-    s.guard_alive = s.guard_pid.is_some_and(|p| {
-        let Ok(pid) = i32::try_from(p) else {
-            return false;
-        };
-        pid > 0
-            && !matches!(
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-                Err(nix::Error::ESRCH)
-            )
-    });
+    s.guard_pid = read(paths::PIDFILE)
+        .and_then(|p| String::from_utf8(p).ok())
+        .and_then(|p| p.trim().parse().ok());
+    // A pid from a file is believed only when the kernel says it holds the
+    // guard's lock and it runs an oom-ext.
+    s.guard_alive = pidtrust::verified_guard(root, s.guard_pid).is_some();
     if s.guard_alive {
         s.guard_state = read(paths::GUARD_STATE).map(|t| kv(&t)).unwrap_or_default();
     }
@@ -99,16 +129,8 @@ pub fn gather(root: &Root) -> Status {
             .to_string(),
         );
     }
-    let mut hist = report::history(root);
-    s.reports = hist.len();
-    if let Some(last) = hist.pop() {
-        let text = std::fs::read_to_string(&last).unwrap_or_default();
-        let shown = last
-            .strip_prefix(root.dir())
-            .map(|p| format!("/{}", p.display()))
-            .unwrap_or_default();
-        s.last_report = Some((shown, summary_of(&text)));
-    }
+    s.reports = history::entries(root).len();
+    s.last_report = last_report(root);
     s
 }
 
@@ -130,6 +152,11 @@ impl Status {
             _ => self
                 .guard_state
                 .get("state")
+                .filter(|v| {
+                    !v.is_empty()
+                        && v.len() <= 32
+                        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                })
                 .cloned()
                 .unwrap_or_else(|| "unknown".into()),
         }
@@ -170,12 +197,16 @@ impl Status {
             }
         );
         for (k, v) in &self.sysctls {
+            let v = v.as_deref().map(cmdline::escape_value);
             let _ = writeln!(s, "vm.oom_ext.{k:<15} {}", v.as_deref().unwrap_or("-"));
         }
         let _ = writeln!(
             s,
             "kernel.panic:  {}",
-            self.kernel_panic.as_deref().unwrap_or("-")
+            self.kernel_panic
+                .as_deref()
+                .map(cmdline::escape_value)
+                .unwrap_or_else(|| "-".into())
         );
         let _ = writeln!(
             s,
@@ -199,10 +230,14 @@ impl Status {
             None => writeln!(s, "guard:         not running"),
         };
         if let Some(psi) = self.guard_state.get("psi") {
-            let _ = writeln!(s, "stall guard:   psi {psi}");
+            let _ = writeln!(s, "stall guard:   psi {}", cmdline::escape_value(psi));
         }
         let _ = match &self.last_report {
-            Some((p, sum)) => writeln!(s, "last report:   {p}\n               {sum}"),
+            Some((p, sum)) => writeln!(
+                s,
+                "last report:   {p}\n               {}",
+                controls_escaped(sum)
+            ),
             None => writeln!(s, "last report:   none"),
         };
         s
@@ -285,13 +320,14 @@ impl Status {
     }
 }
 
-/// Writes `DIR/oom_ext.prom` atomically (temp file in the same directory,
-/// then rename) so node_exporter never reads half a file.
+/// Writes `DIR/oom_ext.prom` atomically (an unpredictable `O_EXCL` temp
+/// file in the same directory, then rename) so node_exporter never reads
+/// half a file and a planted symlink is never followed.
 pub fn write_textfile(
     dir: &std::path::Path,
     status: &Status,
 ) -> std::io::Result<std::path::PathBuf> {
     let path = dir.join("oom_ext.prom");
-    write_atomic(&path, &status.prometheus())?;
+    rootfs::replace_at(&path, status.prometheus().as_bytes(), 0o644)?;
     Ok(path)
 }

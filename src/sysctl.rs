@@ -8,8 +8,11 @@ pub fn path(root: &Root, name: &str) -> std::path::PathBuf {
     root.join(format!("proc/sys/{}", name.replace('.', "/")))
 }
 
+/// Reads a sysctl inside the root (capped, never blocking on a FIFO).
 pub fn read(root: &Root, name: &str) -> io::Result<String> {
-    let mut s = std::fs::read_to_string(path(root, name))?;
+    let b = crate::rootfs::read(root, &format!("proc/sys/{}", name.replace('.', "/")), 4096)?;
+    let mut s = String::from_utf8(b)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))?;
     s.truncate(s.trim_end().len());
     Ok(s)
 }

@@ -1,5 +1,6 @@
 //! `oom-ext report` on hostile flags, the bounded history and the hooks.
 
+use oom_ext::hooks;
 use oom_ext::log::{Log, Sink};
 use oom_ext::report::{self, Options};
 use oom_ext::root::Root;
@@ -33,7 +34,7 @@ const FLAG: &str =
     "oom_ext_flag=1\nsource=kernel\nstarted_unix=1700000000\nkernel=6.1.0\nboot_id=b\n";
 
 #[test]
-fn symlink_flag_is_reported_not_followed_and_removed_as_a_link() {
+fn symlink_flag_is_reported_not_followed_and_left_alone() {
     let r = fake_root("symlink");
     std::fs::write(r.join("precious"), "secret").unwrap();
     std::os::unix::fs::symlink(r.join("precious"), r.join("oomflag")).unwrap();
@@ -44,8 +45,8 @@ fn symlink_flag_is_reported_not_followed_and_removed_as_a_link() {
         "{out}"
     );
     assert!(
-        r.join("oomflag").symlink_metadata().is_err(),
-        "the link is removed"
+        r.join("oomflag").symlink_metadata().is_ok(),
+        "only a regular file that parses as a flag is removed"
     );
     assert_eq!(
         std::fs::read_to_string(r.join("precious")).unwrap(),
@@ -160,6 +161,14 @@ fn hooks_get_the_json_and_are_bounded_in_time() {
     };
     let (code, _) = report::run(&root, &log, &opts);
     assert_eq!(code, 3);
+    assert!(!r.join("hook-input").exists(), "--root not / runs no hook");
+    let kmsg = std::fs::read_to_string(r.join("dev/kmsg")).unwrap();
+    assert!(
+        kmsg.contains("report hooks not run: --root is not /"),
+        "{kmsg}"
+    );
+    let json = std::fs::read_to_string(&report::history(&root)[0]).unwrap();
+    hooks::run_all(&root, json.trim_end(), &log, Duration::from_millis(500));
     assert!(start.elapsed() < Duration::from_secs(10));
     let input = std::fs::read_to_string(r.join("hook-input")).unwrap();
     assert!(

@@ -1,0 +1,125 @@
+//! Whether a pid read from a file is the guard: believed only when the
+//! kernel says that pid holds the flock on the guard's lock file
+//! (/proc/locks, by device and inode) and its /proc/PID/exe is an
+//! `oom-ext`. Liveness is a fact of this machine, so /proc is the real one
+//! even under `--root`.
+
+use crate::paths;
+use crate::root::Root;
+use crate::rootfs;
+
+/// `(major, minor, inode)` of a file.
+pub type FileId = (u64, u64, u64);
+
+/// Pids holding a FLOCK on `id` in /proc/locks text:
+/// `1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF` (hex device numbers).
+pub fn flock_holders(locks: &[u8], id: FileId) -> Vec<u32> {
+    let mut out = Vec::new();
+    for line in locks.split(|&b| b == b'\n') {
+        let Ok(line) = std::str::from_utf8(line) else {
+            continue;
+        };
+        let w: Vec<&str> = line.split_ascii_whitespace().collect();
+        // Blocked waiters are shown as "1: -> FLOCK ...": skip them.
+        if w.len() < 6 || w[1] != "FLOCK" {
+            continue;
+        }
+        let (Ok(pid), Some(dev)) = (w[4].parse::<u32>(), parse_dev(w[5])) else {
+            continue;
+        };
+        if dev == id && !out.contains(&pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn parse_dev(s: &str) -> Option<FileId> {
+    let mut it = s.splitn(3, ':');
+    let maj = u64::from_str_radix(it.next()?, 16).ok()?;
+    let min = u64::from_str_radix(it.next()?, 16).ok()?;
+    let ino = it.next()?.parse().ok()?;
+    Some((maj, min, ino))
+}
+
+/// The lock file's id, if it is a regular file inside the root.
+fn lock_id(root: &Root) -> Option<FileId> {
+    let (dir, name) = rootfs::parent(root, paths::LOCKFILE).ok()?;
+    let st = dir.lstat(&name).ok()?;
+    if !rootfs::is_regular(&st) {
+        return None;
+    }
+    let dev = st.st_dev;
+    Some((
+        u64::from(libc::major(dev)),
+        u64::from(libc::minor(dev)),
+        st.st_ino,
+    ))
+}
+
+/// Whether /proc/PID/exe is an `oom-ext` (also after an upgrade replaced it).
+fn exe_is_ours(pid: u32) -> bool {
+    let Ok(t) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
+        return false;
+    };
+    let t = t.as_os_str().to_string_lossy();
+    let t = t.strip_suffix(" (deleted)").unwrap_or(&t);
+    t.rsplit('/').next() == Some("oom-ext")
+}
+
+/// The pid of the guard that holds the lock under `root`, if any; `claimed`
+/// (e.g. from the pidfile) is believed only if it is that pid.
+pub fn verified_guard(root: &Root, claimed: Option<u32>) -> Option<u32> {
+    let id = lock_id(root)?;
+    let locks = rootfs::read_small(&Root::system(), "proc/locks")?;
+    let holders = flock_holders(&locks, id);
+    let pid = match claimed {
+        Some(p) if holders.contains(&p) => p,
+        Some(_) => return None,
+        None => *holders.first()?,
+    };
+    exe_is_ours(pid).then_some(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flock_holders_by_device_and_inode() {
+        let locks = b"1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF\n\
+2: POSIX  ADVISORY  WRITE 99 08:01:5678 0 EOF\n\
+2: -> FLOCK  ADVISORY  WRITE 77 08:01:5678 0 EOF\n\
+3: FLOCK  ADVISORY  WRITE 55 fd:1a:5678 0 EOF\n\
+4: FLOCK  ADVISORY  WRITE x 08:01:5678 0 EOF\n\xff\n";
+        assert_eq!(flock_holders(locks, (8, 1, 5678)), vec![1234]);
+        assert_eq!(flock_holders(locks, (0xfd, 0x1a, 5678)), vec![55]);
+        assert!(flock_holders(locks, (8, 1, 1)).is_empty());
+    }
+
+    #[test]
+    fn a_live_pid_that_holds_no_lock_is_not_the_guard() {
+        let d = std::env::temp_dir().join(format!("oom-ext-pidtrust-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("run/oom-ext")).unwrap();
+        std::fs::write(d.join("run/oom-ext/guard.lock"), "1\n").unwrap();
+        let root = Root::new(&d);
+        assert_eq!(verified_guard(&root, Some(std::process::id())), None);
+        assert_eq!(verified_guard(&root, Some(1)), None);
+        // Held by us (a test binary, not an oom-ext): still not the guard.
+        let f = std::fs::File::open(d.join("run/oom-ext/guard.lock")).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+        // SAFETY: flock on a descriptor we own.
+        let r = unsafe { libc::flock(fd, libc::LOCK_EX) };
+        assert_eq!(r, 0);
+        let locks = rootfs::read_small(&Root::system(), "proc/locks").unwrap();
+        let id = lock_id(&root).unwrap();
+        assert!(flock_holders(&locks, id).contains(&std::process::id()));
+        assert_eq!(
+            verified_guard(&root, Some(std::process::id())),
+            None,
+            "exe is not oom-ext"
+        );
+        drop(f);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

@@ -1,0 +1,442 @@
+//! Issue 13, "a root process that trusts no file": one regression test per
+//! listed defect, named after it (defect_NN_...), run against fake roots
+//! with the real binary where the defect was seen through it.
+
+use oom_ext::hooks;
+use oom_ext::log::{Log, Sink};
+use oom_ext::report::{self, Options};
+use oom_ext::root::Root;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The issue's setup: `mkdir -p $R/dev $R/proc $R/etc $R/run/oom-ext; : >$R/dev/kmsg`.
+fn fake_root(tag: &str) -> PathBuf {
+    let r = std::env::temp_dir().join(format!("oom-ext-hostile-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&r);
+    for d in ["dev", "proc", "etc", "run/oom-ext"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::write(r.join("dev/kmsg"), "").unwrap();
+    r
+}
+
+fn bin(root: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn kmsg(r: &Path) -> String {
+    std::fs::read_to_string(r.join("dev/kmsg")).unwrap()
+}
+
+const FLAG: &str =
+    "oom_ext_flag=1\nsource=kernel\nstarted_unix=1700000000\nkernel=6.1.0\nboot_id=b\n";
+
+#[test]
+fn defect_01_symlink_at_the_textfile_temp_name_is_not_followed() {
+    let r = fake_root("d01");
+    let t = r.join("t");
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::write(r.join("victim"), "precious").unwrap();
+    std::os::unix::fs::symlink(r.join("victim"), t.join("oom_ext.tmp")).unwrap();
+    std::os::unix::fs::symlink(r.join("victim"), t.join("oom_ext.prom.tmp")).unwrap();
+    let (code, _, err) = bin(&r, &["status", "--textfile", t.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(r.join("victim")).unwrap(),
+        "precious"
+    );
+    assert!(std::fs::read_to_string(t.join("oom_ext.prom"))
+        .unwrap()
+        .contains("oom_ext_guard_up 0"));
+    // A symlink at the final name is replaced, not followed.
+    std::fs::remove_file(t.join("oom_ext.prom")).unwrap();
+    std::os::unix::fs::symlink(r.join("victim"), t.join("oom_ext.prom")).unwrap();
+    assert_eq!(bin(&r, &["status", "--textfile", t.to_str().unwrap()]).0, 0);
+    assert_eq!(
+        std::fs::read_to_string(r.join("victim")).unwrap(),
+        "precious"
+    );
+    std::fs::remove_dir_all(r).unwrap();
+}
+
+#[test]
+fn defect_02_a_non_utf8_byte_in_proc_cmdline_does_not_lose_oom_ext_0() {
+    let r = fake_root("d02");
+    std::fs::write(r.join("proc/cmdline"), b"oom_ext=0 x=caf\xe9\n").unwrap();
+    let (code, _, _) = bin(&r, &["init", "--no-guard"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        std::fs::read_to_string(r.join("run/oom-ext/mode")).unwrap(),
+        "off\n"
+    );
+    // A bad byte in an oom_ext value: one line, the rest of the line kept.
+    std::fs::write(
+        r.join("proc/cmdline"),
+        b"oom_ext.bufsize=6\xff4 oom_ext.gracetime=7\n",
+    )
+    .unwrap();
+    let (_, out, _) = bin(&r, &["init", "--plan"]);
+    assert!(out.contains("gracetime=7"), "{out}");
+    assert!(
+        out.contains("oom_ext.bufsize=\\\"6\\\\xff4\\\"") || out.contains("6\\xff4"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(r).unwrap();
+}
+
+#[test]
+fn defect_03_report_deletes_only_a_regular_file_that_parses_as_a_flag() {
+    let r = fake_root("d03");
+    std::fs::write(
+        r.join("run/oom-ext/params"),
+        "crashflag_name=/etc/hostname\n",
+    )
+    .unwrap();
+    std::fs::write(r.join("etc/hostname"), "h\n").unwrap();
+    let (code, out, _) = bin(&r, &["report"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("not an oom_ext flag"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(r.join("etc/hostname")).unwrap(),
+        "h\n"
+    );
+    assert!(kmsg(&r).contains("left in place"), "{}", kmsg(&r));
+    // A FIFO or a device there: reported, left.
+    std::fs::remove_file(r.join("etc/hostname")).unwrap();
+    nix::unistd::mkfifo(
+        &r.join("etc/hostname"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    assert_eq!(bin(&r, &["report"]).0, 3);
+    assert!(r.join("etc/hostname").symlink_metadata().is_ok());
+    std::fs::remove_dir_all(r).unwrap();
+}
+
+#[test]
+fn defect_04_report_flag_with_dotdot_is_refused() {
+    let base = fake_root("d04");
+    let r = base.join("root");
+    std::fs::create_dir_all(r.join("dev")).unwrap();
+    std::fs::write(r.join("dev/kmsg"), "").unwrap();
+    std::fs::write(base.join("f"), FLAG).unwrap();
+    let (code, _, err) = bin(&r, &["report", "--flag", "/../f"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(".. component"), "{err}");
+    assert!(base.join("f").exists());
+    // Through a symlink inside the root: resolved inside, not found.
+    std::os::unix::fs::symlink("../../..", r.join("up")).unwrap();
+    let (code, out, _) = bin(&r, &["report", "--flag", "/up/f"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(base.join("f").exists());
+    std::fs::remove_dir_all(base).unwrap();
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie no one reaps (no init in a container) counts as dead.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn defect_05_the_hook_timeout_kills_the_hook_and_its_children() {
+    let r = fake_root("d05");
+    let d = r.join("etc/oom-ext/report.d");
+    std::fs::create_dir_all(&d).unwrap();
+    let bg = r.join("bg.pid");
+    let left = r.join("left.pid");
+    std::fs::write(
+        d.join("10-hang"),
+        format!(
+            "#!/bin/sh\nsleep 47 &\necho $! > {}\nsleep 60\n",
+            bg.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("20-leaves-a-child"),
+        format!(
+            "#!/bin/sh\nsleep 48 &\necho $! > {}\nexit 0\n",
+            left.display()
+        ),
+    )
+    .unwrap();
+    for h in ["10-hang", "20-leaves-a-child"] {
+        std::fs::set_permissions(d.join(h), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let root = Root::new(&r);
+    let log = Log::new(root.clone(), Sink::Kmsg);
+    let start = Instant::now();
+    hooks::run_all(&root, "{}", &log, Duration::from_millis(700));
+    assert!(start.elapsed() < Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(200));
+    for f in [&bg, &left] {
+        let pid: i32 = std::fs::read_to_string(f).unwrap().trim().parse().unwrap();
+        assert!(!alive(pid), "{} (pid {pid}) outlived its hook", f.display());
+    }
+    assert!(
+        kmsg(&r).contains("killed after 0.7 s with its process group"),
+        "{}",
+        kmsg(&r)
+    );
+    std::fs::remove_dir_all(r).unwrap();
+}
+
+#[test]
+fn defect_06_archive_failure_exits_1_and_keeps_the_flag() {
+    let r = fake_root("d06");
+    std::fs::create_dir_all(r.join("var/lib/oom-ext")).unwrap();
+    std::fs::write(r.join("var/lib/oom-ext/history"), "").unwrap();
+    std::fs::write(r.join("oomflag"), FLAG).unwrap();
+    let (code, out, _) = bin(&r, &["report"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(r.join("oomflag").exists(), "the report is not lost");
+    assert!(
+        kmsg(&r).contains("the flag /oomflag is kept"),
+        "{}",
+        kmsg(&r)
+    );
+    std::fs::remove_dir_all(r).unwrap();
+}
+
+#[test]
+fn defect_07_history_is_pruned_by_its_own_time_and_only_our_names() {
+    let r = fake_root("d07");
+    let h = r.join("var/lib/oom-ext/history");
+    std::fs::create_dir_all(&h).unwrap();
+    // 20 reports from a boot whose clock was ahead: future names and
+    // future modification times (in the order they were written).
+    for i in 1..=20 {
+        let p = h.join(format!("19000000{i:02}.json"));
+        std::fs::write(&p, "{\"summary\":\"old\"}\n").unwrap();
+        let t = nix::sys::time::TimeVal::new(1_900_000_000 + i, 0);
+        nix::sys::stat::utimes(&p, &t, &t).unwrap();
+    }
+    std::fs::write(h.join("notes.json"), "{\"summary\":\"not ours\"}\n").unwrap();
+    // A directory where the new report's name would go.
+    let now = oom_ext::log::unix_now();
+    for t in now..now + 5 {
+        std::fs::create_dir_all(h.join(format!("{t:010}.json"))).unwrap();
+    }
+    std::fs::write(r.join("oomflag"), FLAG).unwrap();
+    let (code, _, _) = bin(&r, &["report"]);
+    assert_eq!(code, 3, "{}", kmsg(&r));
+    let root = Root::new(&r);
+    let e = oom_ext::history::entries(&root);
+    assert_eq!(e.len(), report::HISTORY_KEEP);
+    let new: Vec<_> = e
+        .iter()
+        .filter(|e| !e.name.starts_with("19000000"))
+        .collect();
+    assert_eq!(new.len(), 1, "the new report stays: {e:?}");
+    let text = std::fs::read_to_string(root.join(new[0].path())).unwrap();
+    assert!(text.contains("\"boot_id\":\"b\""), "{text}");
+    assert!(h.join("notes.json").exists(), "not ours: not pruned");
+    assert!(!h.join("1900000001.json").exists(), "the oldest one went");
+    let (_, out, _) = bin(&r, &["status"]);
+    assert!(!out.contains("not ours"), "{out}");
+    std::fs::remove_dir_all(r).unwrap();
+}
+
+#[test]
+fn defect_08_exit_status_does_not_depend_on_the_order_of_candidates() {
+    // An unreadable candidate (its parent is a file: ENOTDIR, even as root)
+    // and a found flag, in both orders: 1 both times.
+    for (params_flag, found_at) in [
+        ("/etc/hostname/flag", "oomflag"),
+        ("/data/flag", "data/flag"),
+    ] {
+        let r = fake_root("d08");
+        std::fs::write(r.join("etc/hostname"), "h\n").unwrap();
+        std::fs::create_dir_all(r.join("data")).unwrap();
+        std::fs::write(
+            r.join("run/oom-ext/params"),
+            format!("crashflag_name={params_flag}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            r.join("proc/cmdline"),
+            "oom_ext.crashflag_name=/etc/hostname/flag\n",
+        )
+        .unwrap();
+        std::fs::write(r.join(found_at), FLAG).unwrap();
+        let (code, out, _) = bin(&r, &["report"]);
+        assert_eq!(code, 1, "{params_flag}: {out}");
+        assert!(
+            out.contains("cannot read crash flag /etc/hostname/flag"),
+            "{out}"
+        );
+        assert!(out.contains("previous boot hit an OOM hang"), "{out}");
+        std::fs::remove_dir_all(r).unwrap();
+    }
+}
+
+#[test]
+fn defect_09_fifos_never_block_init_status_or_report() {
+    let r = fake_root("d09");
+    let fifo = |p: &str| {
+        let p = r.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    };
+    fifo("proc/cmdline");
+    fifo("run/oom-ext/mode");
+    fifo("run/oom-ext/params");
+    fifo("run/oom-ext/guard.pid");
+    fifo("var/lib/oom-ext/history/1700000000.json");
+    fifo("proc/sys/kernel/panic");
+    let start = Instant::now();
+    let (_, out, _) = bin(&r, &["init", "--plan"]);
+    assert!(!out.is_empty());
+    let (code, out, _) = bin(&r, &["status", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(bin(&r, &["report"]).0, 0);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    std::fs::remove_dir_all(r).unwrap();
+}
+
+#[test]
+fn defect_12_json_fields_have_no_duplicate_keys_and_errors_are_in_the_json() {
+    let r = fake_root("d12");
+    std::fs::write(r.join("oomflag"), format!("{FLAG}source=a\nsource=b\n")).unwrap();
+    let (code, out, _) = bin(&r, &["report", "--json", "--keep"]);
+    assert_eq!(code, 3);
+    let fields = &out[out.find("\"fields\":").unwrap()..];
+    let fields = &fields[..fields.find('}').unwrap()];
+    assert_eq!(fields.matches("\"source\"").count(), 1, "{fields}");
+    assert!(
+        fields.contains("\"source\":\"b\""),
+        "the last wins, as in the text: {fields}"
+    );
+    // A read error: the JSON says so (not a bare []).
+    std::fs::write(r.join("etc/hostname"), "h\n").unwrap();
+    let (code, out, _) = bin(&r, &["report", "--json", "--flag", "/etc/hostname/x"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("\"status\":\"error\"") && out.contains("/etc/hostname/x"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(r).unwrap();
+}
+
+#[test]
+fn defect_13_symlinks_inside_the_root_never_lead_out_of_it() {
+    let base = fake_root("d13");
+    let r = base.join("root");
+    for d in ["dev", "var/lib", "etc/oom-ext/report.d"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::write(r.join("dev/kmsg"), "").unwrap();
+    let out_dir = base.join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    std::os::unix::fs::symlink(&out_dir, r.join("var/lib/oom-ext")).unwrap();
+    let ran = base.join("hook-ran");
+    let hook = base.join("evil-hook");
+    std::fs::write(&hook, format!("#!/bin/sh\ntouch {}\n", ran.display())).unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(&hook, r.join("etc/oom-ext/report.d/10-evil")).unwrap();
+    std::fs::write(r.join("oomflag"), FLAG).unwrap();
+    let (code, _, _) = bin(&r, &["report"]);
+    assert_eq!(code, 1, "the history dir cannot be made inside the root");
+    assert!(
+        std::fs::read_dir(&out_dir).unwrap().next().is_none(),
+        "nothing archived outside"
+    );
+    assert!(!ran.exists(), "--root is not /: no hooks");
+    // Even when run, a symlinked hook is skipped.
+    let root = Root::new(&r);
+    let list = hooks::list(&root);
+    assert_eq!(list.len(), 1);
+    assert!(list[0].1.is_err());
+    // modules.dep naming a module outside the tree is not loaded.
+    let rel = "6.1.0-test";
+    std::fs::create_dir_all(r.join(format!("lib/modules/{rel}"))).unwrap();
+    std::fs::create_dir_all(r.join("proc/sys/kernel")).unwrap();
+    std::fs::write(r.join("proc/sys/kernel/osrelease"), format!("{rel}\n")).unwrap();
+    std::fs::write(
+        r.join(format!("lib/modules/{rel}/modules.dep")),
+        "../../../../outside/oom_ext.ko:\n",
+    )
+    .unwrap();
+    let (_, plan, _) = bin(&r, &["init", "--plan"]);
+    assert!(plan.contains(".. component: not loaded"), "{plan}");
+    std::fs::remove_dir_all(base).unwrap();
+}
+
+#[test]
+fn defect_14_status_reads_are_capped_and_a_bad_byte_loses_one_line() {
+    let r = fake_root("d14");
+    let h = r.join("var/lib/oom-ext/history");
+    std::fs::create_dir_all(&h).unwrap();
+    let big = std::fs::File::create(h.join("9999999999.json")).unwrap();
+    big.set_len(100 << 20).unwrap(); // sparse: 100 MB without the disk
+    let (code, out, _) = bin(&r, &["status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("over the 1048576-byte cap"), "{out}");
+    std::fs::create_dir_all(r.join("sys/kernel/oom_ext")).unwrap();
+    std::fs::write(
+        r.join("sys/kernel/oom_ext/status"),
+        b"state=oom\nlast_source=\xff\nreserved_bytes=1048576\noom_events=4\n",
+    )
+    .unwrap();
+    std::fs::write(r.join("run/oom-ext/mode"), "kernel\n").unwrap();
+    let (_, out, _) = bin(&r, &["status", "--json"]);
+    assert!(
+        out.contains("\"state\":\"oom\"") && out.contains("\"oom_events\":4"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(r).unwrap();
+}
+
+#[test]
+fn trust_in_pids_a_live_pid_in_the_pidfile_is_not_believed() {
+    let r = fake_root("pids");
+    // pid 1 is alive, but holds no guard lock and is no oom-ext here.
+    std::fs::write(r.join("run/oom-ext/guard.pid"), "1\n").unwrap();
+    std::fs::write(r.join("run/oom-ext/guard.lock"), "1\n").unwrap();
+    std::fs::write(r.join("run/oom-ext/guard.state"), "state=oom\nkills=99\n").unwrap();
+    let (_, out, _) = bin(&r, &["status"]);
+    assert!(out.contains("pid 1 (not running)"), "{out}");
+    assert!(out.contains("kills=0"), "its state file is not read: {out}");
+    std::fs::remove_dir_all(r).unwrap();
+}
+
+#[test]
+fn report_hooks_run_only_when_the_root_is_real() {
+    let r = fake_root("hookroot");
+    let d = r.join("etc/oom-ext/report.d");
+    std::fs::create_dir_all(&d).unwrap();
+    let ran = r.join("ran");
+    std::fs::write(
+        d.join("10-x"),
+        format!("#!/bin/sh\ntouch {}\n", ran.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(d.join("10-x"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(r.join("oomflag"), FLAG).unwrap();
+    let root = Root::new(&r);
+    let log = Log::new(root.clone(), Sink::Kmsg);
+    let (code, _) = report::run(&root, &log, &Options::default());
+    assert_eq!(code, 3);
+    assert!(!ran.exists());
+    std::fs::remove_dir_all(r).unwrap();
+}
