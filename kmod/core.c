@@ -42,14 +42,17 @@
 #include <linux/utsname.h>
 #include <linux/workqueue.h>
 
-/* The OOM state ends after this many seconds without an OOM call ... */
-#define OOM_END_QUIET_S		5
-/* ... and when MemAvailable is above max(bufsize, this). */
+/*
+ * The OOM state ends OOM_END_QUIET_S (oom_ext.h) after the last OOM call
+ * and when MemAvailable is above max(bufsize, this).
+ */
 #define OOM_END_MIN_AVAIL_MIB	16
 /* Re-arm retry period while memory is too short to rebuild the buffer. */
 #define REARM_RETRY_S		10
 /* How long a gracetime panic waits for the crash flag to reach the disk. */
 #define GRACE_FLAG_WAIT_S	10
+/* Retry period of a flag removal that failed (the flag stays ours). */
+#define FLAG_REMOVE_RETRY_S	10
 /* Largest chunk: 2 MiB. Smaller orders are tried when it fails. */
 #define CHUNK_MAX_ORDER		9
 /*
@@ -91,21 +94,31 @@ static struct {
 	unsigned long oom_events, oom_calls, releases, rearms;
 	u64 release_ns, rearm_ns;	/* last measured durations */
 	bool rearm_short_logged;
-	/* crash flag, owned by flag_work */
+	/* crash flag, written by flag_work */
 	enum oom_ext_flag flag;
-	bool flag_settled;		/* flag work done for this OOM state */
+	unsigned long flag_events;	/* the oom_events value st.flag is for */
+	char flag_path[FLAG_NAME_MAX + 1];	/* where it is, when present */
 } st = {
 	.lock = __SPIN_LOCK_UNLOCKED(st.lock),
 	.chunks = LIST_HEAD_INIT(st.chunks),
 };
 
-static struct workqueue_struct *wq;
+/*
+ * Two queues, each with its own rescuer (WQ_MEM_RECLAIM): when no new
+ * kworker can be forked under memory pressure, each still gets a thread.
+ * That is the whole guarantee: the VFS calls of flag_work can still block
+ * in reclaim, which is why the flag has its own queue (it cannot hold up
+ * the watch and the re-arm) and why the grace timer waits for it at most
+ * GRACE_FLAG_WAIT_S.
+ */
+static struct workqueue_struct *wq;		/* watch_work, rearm_work */
+static struct workqueue_struct *flag_wq;	/* flag_work */
 static struct kobject *oom_ext_kobj;
 static struct kernfs_node *status_kn;
 static void flag_work_fn(struct work_struct *work);
 static void watch_work_fn(struct work_struct *work);
 static void rearm_work_fn(struct work_struct *work);
-static DECLARE_WORK(flag_work, flag_work_fn);
+static DECLARE_DELAYED_WORK(flag_work, flag_work_fn);
 static DECLARE_DELAYED_WORK(watch_work, watch_work_fn);
 static DECLARE_DELAYED_WORK(rearm_work, rearm_work_fn);
 static struct timer_list grace_timer;
@@ -132,38 +145,12 @@ static void chunks_free(struct list_head *list)
 	}
 }
 
-/*
- * Allocate up to @want pages as high-order chunks, falling back to smaller
- * orders when memory is fragmented. Returns the number of pages obtained.
- */
-static unsigned long chunks_alloc(struct list_head *list, unsigned long want)
-{
-	unsigned int order = CHUNK_MAX_ORDER;
-	unsigned long got = 0;
-	struct page *page;
-
-	while (got < want) {
-		while (order && (1UL << order) > want - got)
-			order--;
-		page = alloc_pages(BUF_GFP, order);
-		if (!page) {
-			if (!order)
-				break;
-			order--;
-			continue;
-		}
-		set_page_private(page, order);
-		list_add(&page->lru, list);
-		got += 1UL << order;
-		cond_resched();
-	}
-	return got;
-}
-
 static void notify_status(void)
 {
-	if (status_kn)
-		sysfs_notify_dirent(status_kn);
+	struct kernfs_node *kn = READ_ONCE(status_kn);
+
+	if (kn)
+		sysfs_notify_dirent(kn);
 }
 
 static void set_state_locked(enum oom_ext_state state)
@@ -172,13 +159,90 @@ static void set_state_locked(enum oom_ext_state state)
 	st.state_since_ns = ktime_get_boottime_ns();
 }
 
+static unsigned long floor_pages(void)
+{
+	return OOM_END_MIN_AVAIL_MIB << (20 - PAGE_SHIFT);
+}
+
+/*
+ * Grow the live buffer toward target_pages(), one chunk at a time, each
+ * published under st.lock as it arrives: an OOM meanwhile releases what is
+ * there, and the growth stops at the first chunk that finds the state
+ * changed (an OOM entry since @events, not armed, or exiting). A chunk is
+ * only taken while MemAvailable stays above it plus OOM_END_MIN_AVAIL_MIB,
+ * so a resize on a loaded machine stops short instead of reclaiming down
+ * to the watermarks. oom_ext_cfg_lock held.
+ */
+static void buffer_grow(unsigned long events)
+{
+	unsigned int order = CHUNK_MAX_ORDER;
+	unsigned long flags, have, want;
+	struct page *page;
+	long avail;
+	bool live;
+
+	lockdep_assert_held(&oom_ext_cfg_lock);
+	for (;;) {
+		want = target_pages();
+		spin_lock_irqsave(&st.lock, flags);
+		live = !st.stopping && st.state == ST_ARMED &&
+		       st.oom_events == events;
+		have = st.reserved;
+		spin_unlock_irqrestore(&st.lock, flags);
+		if (!live || have >= want)
+			return;
+		while (order && (1UL << order) > want - have)
+			order--;
+		avail = si_mem_available();
+		if (avail < 0 || (unsigned long)avail < (1UL << order) + floor_pages())
+			return;
+		page = alloc_pages(BUF_GFP, order);
+		if (!page) {
+			if (!order)
+				return;
+			order--;
+			continue;
+		}
+		set_page_private(page, order);
+		spin_lock_irqsave(&st.lock, flags);
+		live = !st.stopping && st.state == ST_ARMED &&
+		       st.oom_events == events;
+		if (live) {
+			list_add(&page->lru, &st.chunks);
+			st.reserved += 1UL << order;
+		}
+		spin_unlock_irqrestore(&st.lock, flags);
+		if (!live) {
+			set_page_private(page, 0);
+			__free_pages(page, order);
+			return;
+		}
+		cond_resched();
+	}
+}
+
+static void log_reserved(void)
+{
+	unsigned long flags, got, target = target_pages();
+
+	spin_lock_irqsave(&st.lock, flags);
+	got = st.reserved;
+	spin_unlock_irqrestore(&st.lock, flags);
+	if (got < target)
+		pr_warn("reserved %lu KiB of the %lu KiB asked for (MemAvailable short or memory fragmented)\n",
+			got << (PAGE_SHIFT - 10), target << (PAGE_SHIFT - 10));
+	else
+		pr_info("buffer: %lu KiB reserved\n", got << (PAGE_SHIFT - 10));
+}
+
 /*
  * Bring the buffer to the configured size. Only in the armed/off states:
- * during oom/recovering the new size is used by the re-arm. oom_ext_cfg_lock held.
+ * during oom/recovering the new size is used by the re-arm.
+ * oom_ext_cfg_lock held.
  */
 static void buffer_resize(void)
 {
-	unsigned long target = target_pages(), got, flags;
+	unsigned long target = target_pages(), events, flags;
 	LIST_HEAD(list);
 	struct page *page;
 
@@ -194,32 +258,16 @@ static void buffer_resize(void)
 		list_move(&page->lru, &list);
 		st.reserved -= 1UL << page_private(page);
 	}
-	got = st.reserved;
+	if (target && st.state == ST_OFF)
+		set_state_locked(ST_ARMED);
+	else if (!target && st.state == ST_ARMED)
+		set_state_locked(ST_OFF);
+	events = st.oom_events;
 	spin_unlock_irqrestore(&st.lock, flags);
 	chunks_free(&list);
 
-	if (got < target)
-		chunks_alloc(&list, target - got);
-
-	spin_lock_irqsave(&st.lock, flags);
-	if (!st.stopping && (st.state == ST_ARMED || st.state == ST_OFF)) {
-		list_for_each_entry(page, &list, lru)
-			st.reserved += 1UL << page_private(page);
-		list_splice_init(&list, &st.chunks);
-		got = st.reserved;
-		if (target && st.state == ST_OFF)
-			set_state_locked(ST_ARMED);
-		else if (!target && st.state == ST_ARMED)
-			set_state_locked(ST_OFF);
-	}
-	spin_unlock_irqrestore(&st.lock, flags);
-	chunks_free(&list);	/* an OOM came in meanwhile */
-
-	if (got < target)
-		pr_warn("reserved %lu KiB of the %lu KiB asked for (memory short or fragmented)\n",
-			got << (PAGE_SHIFT - 10), target << (PAGE_SHIFT - 10));
-	else
-		pr_info("buffer: %lu KiB reserved\n", got << (PAGE_SHIFT - 10));
+	buffer_grow(events);
+	log_reserved();
 	notify_status();
 }
 
@@ -262,7 +310,6 @@ static unsigned long oom_ext_enter(enum oom_ext_source source)
 		st.started_unix = ktime_get_real_seconds();
 		st.started_boot = ktime_get_boottime_seconds();
 		st.oom_start = jiffies;
-		st.flag_settled = false;
 		st.grace_waits = 0;
 		if (st.reserved) {
 			list_splice_init(&st.chunks, &list);
@@ -276,7 +323,7 @@ static unsigned long oom_ext_enter(enum oom_ext_source source)
 			st.grace_deadline = st.oom_start + (unsigned long)grace * HZ;
 			mod_timer(&grace_timer, st.grace_deadline);
 		}
-		queue_work(wq, &flag_work);
+		mod_delayed_work(flag_wq, &flag_work, 0);
 		mod_delayed_work(wq, &watch_work, HZ);
 	}
 	spin_unlock_irqrestore(&st.lock, flags);
@@ -335,17 +382,19 @@ static void watch_work_fn(struct work_struct *work)
 		ended = true;
 		set_state_locked(ST_RECOVERING);
 		st.rearm_short_logged = false;
-		del_timer(&grace_timer);
-		queue_work(wq, &flag_work);
+		timer_delete(&grace_timer);
+		mod_delayed_work(flag_wq, &flag_work, 0);
 		mod_delayed_work(wq, &rearm_work,
 				 (unsigned long)READ_ONCE(oom_ext_resettime) * HZ);
 	} else {
+		/* The flag is retried (and checked) while the state lasts. */
+		queue_delayed_work(flag_wq, &flag_work, 0);
 		queue_delayed_work(wq, &watch_work, HZ);
 	}
 	spin_unlock_irqrestore(&st.lock, flags);
 
 	if (ended) {
-		pr_info("OOM state ended (MemAvailable %lu KiB); re-arming in %d s\n",
+		pr_info("OOM state ended (MemAvailable %ld KiB); re-arming in %d s\n",
 			avail << (PAGE_SHIFT - 10), READ_ONCE(oom_ext_resettime));
 		notify_status();
 	}
@@ -353,59 +402,64 @@ static void watch_work_fn(struct work_struct *work)
 
 static void rearm_work_fn(struct work_struct *work)
 {
-	unsigned long target, got = 0, flags;
-	bool done = false;
-	LIST_HEAD(list);
+	unsigned long target, events, flags;
+	bool go = false;
 	long avail;
 	u64 t0, dt;
 
 	mutex_lock(&oom_ext_cfg_lock);
 	target = target_pages();
 	avail = si_mem_available();
-	if (target && (avail < 0 || (unsigned long)avail <
-		       target + (OOM_END_MIN_AVAIL_MIB << (20 - PAGE_SHIFT)))) {
-		spin_lock_irqsave(&st.lock, flags);
-		if (!st.stopping && st.state == ST_RECOVERING) {
-			if (!st.rearm_short_logged)
-				pr_info("re-arm: MemAvailable %ld KiB is short, retrying every %d s\n",
-					avail << (PAGE_SHIFT - 10), REARM_RETRY_S);
-			st.rearm_short_logged = true;
-			queue_delayed_work(wq, &rearm_work, REARM_RETRY_S * HZ);
-		}
-		spin_unlock_irqrestore(&st.lock, flags);
-		goto out;
+	spin_lock_irqsave(&st.lock, flags);
+	if (st.stopping || st.state != ST_RECOVERING) {
+		/* an OOM came in or exiting: nothing to do */
+	} else if (target && (avail < 0 ||
+			      (unsigned long)avail < target + floor_pages())) {
+		if (!st.rearm_short_logged)
+			pr_info("re-arm: MemAvailable %ld KiB is short, retrying every %d s\n",
+				avail << (PAGE_SHIFT - 10), REARM_RETRY_S);
+		st.rearm_short_logged = true;
+		queue_delayed_work(wq, &rearm_work, REARM_RETRY_S * HZ);
+	} else {
+		/* Armed from the first chunk on: an OOM now finds what is there. */
+		set_state_locked(target ? ST_ARMED : ST_OFF);
+		go = true;
 	}
+	events = st.oom_events;
+	spin_unlock_irqrestore(&st.lock, flags);
+	if (!go || !target)
+		goto out;
 
 	t0 = ktime_get_ns();
-	got = chunks_alloc(&list, target);
+	buffer_grow(events);
 	dt = ktime_get_ns() - t0;
 
 	spin_lock_irqsave(&st.lock, flags);
-	if (!st.stopping && st.state == ST_RECOVERING) {
-		list_splice_init(&list, &st.chunks);
-		st.reserved = got;
-		set_state_locked(target ? ST_ARMED : ST_OFF);
-		if (target) {
-			st.rearms++;
-			st.rearm_ns = dt;
-		}
-		done = true;
+	if (st.oom_events == events) {
+		st.rearms++;
+		st.rearm_ns = dt;
 	}
 	spin_unlock_irqrestore(&st.lock, flags);
-	chunks_free(&list);	/* OOM again or exiting: give it back */
-
-	if (done && target)
-		pr_info("re-armed: %lu KiB of %lu KiB in %llu us\n",
-			got << (PAGE_SHIFT - 10), target << (PAGE_SHIFT - 10),
-			dt / NSEC_PER_USEC);
-	if (done)
-		notify_status();
+	pr_info("re-arm took %llu us\n", dt / NSEC_PER_USEC);
+	log_reserved();
 out:
+	if (go)
+		notify_status();
 	mutex_unlock(&oom_ext_cfg_lock);
+}
+
+/* The flag as it stands for the current OOM entry. st.lock held. */
+static enum oom_ext_flag flag_now_locked(void)
+{
+	if (st.flag == FLAG_PRESENT && st.flag_events != st.oom_events)
+		return FLAG_ABSENT;	/* from an earlier entry, not this one */
+	return st.flag;
 }
 
 static void grace_timer_fn(struct timer_list *t)
 {
+	char path[FLAG_NAME_MAX + 1];
+	enum oom_ext_flag flag;
 	unsigned long flags;
 	int grace = READ_ONCE(oom_ext_gracetime);
 
@@ -414,20 +468,23 @@ static void grace_timer_fn(struct timer_list *t)
 		spin_unlock_irqrestore(&st.lock, flags);
 		return;
 	}
-	/* The crash flag must be on disk before the panic. */
-	if (READ_ONCE(oom_ext_crashflag) && !st.flag_settled &&
+	flag = flag_now_locked();
+	/* The crash flag of this OOM entry must be on disk before the panic. */
+	if (READ_ONCE(oom_ext_crashflag) && flag != FLAG_PRESENT &&
 	    st.grace_waits < GRACE_FLAG_WAIT_S) {
 		st.grace_waits++;
 		mod_timer(&grace_timer, jiffies + HZ);
 		spin_unlock_irqrestore(&st.lock, flags);
 		return;
 	}
+	strscpy(path, flag == FLAG_PRESENT ? st.flag_path : "-", sizeof(path));
 	spin_unlock_irqrestore(&st.lock, flags);
 
 	if (!READ_ONCE(panic_timeout))
 		pr_emerg("kernel.panic=0: this panic halts the machine instead of rebooting it\n");
+	pr_emerg("crash flag: %s (%s)\n", flag_names[flag], path);
 	panic("oom_ext: OOM state lasted gracetime=%d s (crash flag %s), panicking to reboot\n",
-	      grace, flag_names[st.flag]);
+	      grace, flag_names[flag]);
 }
 
 /* ---------------------------------------------------------------- crash flag */
@@ -439,7 +496,9 @@ static enum oom_ext_flag flag_create(void)
 	int len;
 
 	oom_ext_flag_name_get(path, sizeof(path));
-	oom_ext_read_boot_id(boot_id, sizeof(boot_id));
+	if (oom_ext_read_small_file("/proc/sys/kernel/random/boot_id",
+				    boot_id, sizeof(boot_id)))
+		strscpy(boot_id, "unknown", sizeof(boot_id));
 	spin_lock_irqsave(&st.lock, flags);
 	len = scnprintf(text, sizeof(text),
 			"oom_ext_flag=1\nsource=%s\nstarted_unix=%lld\nstarted_boot_s=%lld\nkernel=%s\nboot_id=%s\noom_events=%lu\noom_calls=%lu\n",
@@ -451,25 +510,38 @@ static enum oom_ext_flag flag_create(void)
 	return oom_ext_flag_create(path, text, len) ? FLAG_ERROR : FLAG_PRESENT;
 }
 
-/* Make the flag file match the state: present during oom if enabled. */
+/*
+ * Make the flag file match the state: present during oom (if enabled) at
+ * a place reachable from the kworkers' root, absent otherwise. Run at each
+ * OOM entry, every second while the state lasts (so a failed create is
+ * retried and a flag left behind in the initramfs by switch_root is
+ * written again on the real root), at the end of the state, and once more
+ * at module exit.
+ */
 static void flag_work_fn(struct work_struct *work)
 {
+	unsigned long flags, events;
 	enum oom_ext_flag now;
-	unsigned long flags;
-	bool want;
+	bool want, retry = false;
 
 	spin_lock_irqsave(&st.lock, flags);
 	want = st.state == ST_OOM && READ_ONCE(oom_ext_crashflag) && !st.stopping;
+	events = st.oom_events;
 	spin_unlock_irqrestore(&st.lock, flags);
 
-	if (want)
-		now = oom_ext_flag_ours() ? FLAG_PRESENT : flag_create();
-	else
-		now = oom_ext_flag_remove() ? FLAG_ABSENT : FLAG_ERROR;
+	if (want) {
+		now = oom_ext_flag_reachable() ? FLAG_PRESENT : flag_create();
+	} else {
+		now = oom_ext_flag_remove() ? FLAG_ERROR : FLAG_ABSENT;
+		retry = now == FLAG_ERROR;
+	}
 
 	spin_lock_irqsave(&st.lock, flags);
 	st.flag = now;
-	st.flag_settled = true;
+	st.flag_events = events;
+	oom_ext_flag_path(st.flag_path, sizeof(st.flag_path));
+	if (retry && !st.stopping)
+		queue_delayed_work(flag_wq, &flag_work, FLAG_REMOVE_RETRY_S * HZ);
 	spin_unlock_irqrestore(&st.lock, flags);
 	notify_status();
 }
@@ -482,6 +554,7 @@ static ssize_t status_show(struct kobject *kobj, struct kobj_attribute *attr,
 	unsigned long flags, reserved, events, calls, releases, rearms;
 	enum oom_ext_state state;
 	enum oom_ext_source source;
+	char flag_path[FLAG_NAME_MAX + 1];
 	enum oom_ext_flag flag;
 	u64 since, rel_ns, rearm_ns;
 
@@ -494,18 +567,20 @@ static ssize_t status_show(struct kobject *kobj, struct kobj_attribute *attr,
 	releases = st.releases;
 	rearms = st.rearms;
 	source = st.source;
-	flag = st.flag;
+	flag = flag_now_locked();
+	strscpy(flag_path, flag == FLAG_PRESENT ? st.flag_path : "",
+		sizeof(flag_path));
 	rel_ns = st.release_ns;
 	rearm_ns = st.rearm_ns;
 	spin_unlock_irqrestore(&st.lock, flags);
 
 	return sysfs_emit(buf,
-			  "state=%s\nreserved_bytes=%lu\ntarget_bytes=%lu\noom_events=%lu\noom_calls=%lu\nreleases=%lu\nrearms=%lu\nstate_ms=%llu\nlast_source=%s\nflag=%s\nrelease_ns=%llu\nrearm_ns=%llu\n",
+			  "state=%s\nreserved_bytes=%lu\ntarget_bytes=%lu\noom_events=%lu\noom_calls=%lu\nreleases=%lu\nrearms=%lu\nstate_ms=%llu\nlast_source=%s\nflag=%s\nflag_path=%s\nrelease_ns=%llu\nrearm_ns=%llu\n",
 			  state_names[state], reserved << PAGE_SHIFT,
 			  target_pages() << PAGE_SHIFT, events, calls, releases,
 			  rearms, (ktime_get_boottime_ns() - since) / NSEC_PER_MSEC,
-			  source_names[source], flag_names[flag], rel_ns,
-			  rearm_ns);
+			  source_names[source], flag_names[flag], flag_path,
+			  rel_ns, rearm_ns);
 }
 
 static ssize_t trigger_store(struct kobject *kobj, struct kobj_attribute *attr,
@@ -549,7 +624,7 @@ void oom_ext_gracetime_changed(int old)
 		if (val)
 			mod_timer(&grace_timer, st.grace_deadline);
 		else
-			del_timer(&grace_timer);
+			timer_delete(&grace_timer);
 	}
 	spin_unlock_irqrestore(&st.lock, flags);
 	warn_panic_halts();
@@ -579,11 +654,55 @@ void oom_ext_crashflag_changed(int old)
 		return;
 	spin_lock_irqsave(&st.lock, flags);
 	if (!st.stopping && st.state == ST_OOM)
-		queue_work(wq, &flag_work);
+		mod_delayed_work(flag_wq, &flag_work, 0);
 	spin_unlock_irqrestore(&st.lock, flags);
 }
 
 /* ---------------------------------------------------------------- init/exit */
+
+/* vm.panic_on_oom panics right after the notifier: say what that costs. */
+static void warn_panic_on_oom(void)
+{
+	char val[16];
+
+	if (oom_ext_read_small_file("/proc/sys/vm/panic_on_oom", val, sizeof(val)) ||
+	    !strcmp(val, "0"))
+		return;
+	pr_warn("vm.panic_on_oom=%s: the kernel panics right after oom_ext's notifier, before a victim is killed and before the crash flag is written; the buffer and gracetime do not help then\n",
+		val);
+}
+
+/*
+ * Undo everything init did up to the sysfs group. Sysfs, sysctls and the
+ * notifier must be gone before: nothing queues work after st.stopping.
+ */
+static void teardown(void)
+{
+	struct kernfs_node *kn;
+	unsigned long flags;
+
+	spin_lock_irqsave(&st.lock, flags);
+	st.stopping = true;			/* nothing queues from here on */
+	spin_unlock_irqrestore(&st.lock, flags);
+
+	timer_delete_sync(&grace_timer);
+	cancel_delayed_work_sync(&watch_work);
+	cancel_delayed_work_sync(&rearm_work);
+	cancel_delayed_work_sync(&flag_work);
+	/* Remove the flag from the kworker's root, as it was created. */
+	queue_delayed_work(flag_wq, &flag_work, 0);
+	flush_delayed_work(&flag_work);
+	oom_ext_flag_forget();
+
+	kn = READ_ONCE(status_kn);
+	WRITE_ONCE(status_kn, NULL);
+	if (kn)
+		sysfs_put(kn);
+	kobject_put(oom_ext_kobj);
+	destroy_workqueue(flag_wq);
+	destroy_workqueue(wq);
+	chunks_free(&st.chunks);
+}
 
 static int __init oom_ext_init(void)
 {
@@ -594,23 +713,19 @@ static int __init oom_ext_init(void)
 	st.state_since_ns = ktime_get_boottime_ns();
 	st.state = ST_OFF;
 
-	/* Rescuer thread: flag and re-arm work must progress under pressure. */
 	wq = alloc_workqueue("oom_ext", WQ_MEM_RECLAIM | WQ_HIGHPRI, 0);
 	if (!wq)
 		return -ENOMEM;
-
+	flag_wq = alloc_workqueue("oom_ext_flag", WQ_MEM_RECLAIM, 0);
+	if (!flag_wq) {
+		destroy_workqueue(wq);
+		return -ENOMEM;
+	}
 	oom_ext_kobj = kobject_create_and_add("oom_ext", kernel_kobj);
 	if (!oom_ext_kobj) {
-		err = -ENOMEM;
-		goto destroy_wq;
-	}
-	err = sysfs_create_group(oom_ext_kobj, &oom_ext_group);
-	if (err)
-		goto put_kobj;
-	status_kn = sysfs_get_dirent(oom_ext_kobj->sd, "status");
-	if (!status_kn) {
-		err = -ENOENT;
-		goto put_kobj;
+		destroy_workqueue(flag_wq);
+		destroy_workqueue(wq);
+		return -ENOMEM;
 	}
 
 	mutex_lock(&oom_ext_cfg_lock);
@@ -619,52 +734,40 @@ static int __init oom_ext_init(void)
 
 	err = oom_ext_sysctl_register();
 	if (err)
-		goto free_buffer;
+		goto fail;
 	err = register_oom_notifier(&oom_nb);
 	if (err)
 		goto unregister_sysctl;
+	/* Last: the trigger file can enter the OOM state. */
+	err = sysfs_create_group(oom_ext_kobj, &oom_ext_group);
+	if (err)
+		goto unregister_notifier;
+	WRITE_ONCE(status_kn, sysfs_get_dirent(oom_ext_kobj->sd, "status"));
 
 	warn_panic_halts();
+	warn_panic_on_oom();
 	oom_ext_flag_name_get(name, sizeof(name));
 	pr_info("loaded: bufsize=%d MiB gracetime=%d s resettime=%d s crashflag=%d crashflag_name=%s\n",
 		oom_ext_bufsize, oom_ext_gracetime, oom_ext_resettime,
 		oom_ext_crashflag, name);
 	return 0;
 
+unregister_notifier:
+	unregister_oom_notifier(&oom_nb);
 unregister_sysctl:
 	oom_ext_sysctl_unregister();
-free_buffer:
-	chunks_free(&st.chunks);
-	sysfs_put(status_kn);
-put_kobj:
-	kobject_put(oom_ext_kobj);
-destroy_wq:
-	destroy_workqueue(wq);
+fail:
+	teardown();
 	return err;
 }
 
 static void __exit oom_ext_exit(void)
 {
-	unsigned long flags;
-
-	oom_ext_sysctl_unregister();		/* waits for running writers */
-	unregister_oom_notifier(&oom_nb);	/* waits for running calls */
-
-	spin_lock_irqsave(&st.lock, flags);
-	st.stopping = true;			/* nothing queues from here on */
-	spin_unlock_irqrestore(&st.lock, flags);
-
-	del_timer_sync(&grace_timer);
-	cancel_delayed_work_sync(&watch_work);
-	cancel_delayed_work_sync(&rearm_work);
-	cancel_work_sync(&flag_work);
-	oom_ext_flag_remove();			/* no OOM state without us */
-
-	sysfs_put(status_kn);
-	status_kn = NULL;
-	kobject_put(oom_ext_kobj);
-	destroy_workqueue(wq);
-	chunks_free(&st.chunks);
+	/* Each waits for its running callers (trigger, sysctl writers, OOM calls). */
+	sysfs_remove_group(oom_ext_kobj, &oom_ext_group);
+	oom_ext_sysctl_unregister();
+	unregister_oom_notifier(&oom_nb);
+	teardown();
 	pr_info("unloaded\n");
 }
 

@@ -15,6 +15,13 @@
 #define BUFSIZE_MAX_MIB		4096
 #define TIME_MAX_S		86400
 #define FLAG_NAME_MAX		255
+/*
+ * The OOM state ends this many seconds after the last OOM call at the
+ * earliest, plus up to 1 s until the watch sees it ...
+ */
+#define OOM_END_QUIET_S		5
+/* ... so a shorter gracetime than this would panic on every OOM. */
+#define GRACETIME_MIN_S		(OOM_END_QUIET_S + 2)
 
 /* tunables.c: shared by the module parameters and the sysctls. */
 extern int oom_ext_gracetime;
@@ -34,9 +41,11 @@ void oom_ext_crashflag_changed(int old);
 
 /* crashflag.c */
 bool oom_ext_flag_name_valid(const char *s);
-void oom_ext_read_boot_id(char *buf, size_t size);
+int oom_ext_read_small_file(const char *path, char *buf, size_t size);
 int oom_ext_flag_create(const char *path, const char *text, size_t len);
-bool oom_ext_flag_ours(void);
-bool oom_ext_flag_remove(void);
+bool oom_ext_flag_reachable(void);
+void oom_ext_flag_path(char *buf, size_t size);
+int oom_ext_flag_remove(void);
+void oom_ext_flag_forget(void);
 
 #endif /* OOM_EXT_H */

@@ -28,27 +28,51 @@ int oom_ext_crashflag = 1;
 static char crashflag_name[FLAG_NAME_MAX + 1] = "/oomflag";
 
 DEFINE_MUTEX(oom_ext_cfg_lock);
+/* Its own lock: the flag work reads the name while a bufsize write allocates. */
+static DEFINE_MUTEX(name_lock);
 
 struct int_tunable {
 	int *var;
+	int min_nonzero;		/* 0, or at least this */
 	int max;
 	void (*changed)(int old);	/* cfg_lock held */
+	const char *why_min;
 };
 
 static struct int_tunable t_gracetime = {
-	&oom_ext_gracetime, TIME_MAX_S, oom_ext_gracetime_changed };
+	.var = &oom_ext_gracetime, .max = TIME_MAX_S,
+	.changed = oom_ext_gracetime_changed,
+	.min_nonzero = GRACETIME_MIN_S,
+	.why_min = "the OOM state lasts at least 5 s after its last OOM call plus the 1 s check, so a shorter gracetime would panic on every OOM",
+};
 static struct int_tunable t_resettime = {
-	&oom_ext_resettime, TIME_MAX_S, oom_ext_resettime_changed };
+	.var = &oom_ext_resettime, .max = TIME_MAX_S,
+	.changed = oom_ext_resettime_changed,
+};
 static struct int_tunable t_bufsize = {
-	&oom_ext_bufsize, BUFSIZE_MAX_MIB, oom_ext_bufsize_changed };
+	.var = &oom_ext_bufsize, .max = BUFSIZE_MAX_MIB,
+	.changed = oom_ext_bufsize_changed,
+};
 static struct int_tunable t_crashflag = {
-	&oom_ext_crashflag, 1, oom_ext_crashflag_changed };
+	.var = &oom_ext_crashflag, .max = 1,
+	.changed = oom_ext_crashflag_changed,
+};
+
+/* Below the tunable's smallest non-zero value: logged with the reason. */
+static bool too_small(const struct int_tunable *t, const char *name, int val)
+{
+	if (!val || val >= t->min_nonzero)
+		return false;
+	pr_warn("%s=%d refused: must be 0 or at least %d (%s)\n",
+		name, val, t->min_nonzero, t->why_min);
+	return true;
+}
 
 void oom_ext_flag_name_get(char *buf, size_t size)
 {
-	mutex_lock(&oom_ext_cfg_lock);
+	mutex_lock(&name_lock);
 	strscpy(buf, crashflag_name, size);
-	mutex_unlock(&oom_ext_cfg_lock);
+	mutex_unlock(&name_lock);
 }
 
 /* ---------------------------------------------------------------- sysctl */
@@ -67,6 +91,8 @@ static int sysctl_int(OOM_EXT_CTL_TABLE *table, int write, void *buffer,
 	tmp.extra1 = SYSCTL_ZERO;
 	tmp.extra2 = &t->max;
 	err = proc_dointvec_minmax(&tmp, write, buffer, lenp, ppos);
+	if (!err && write && too_small(t, table->procname, val))
+		err = -EINVAL;
 	if (!err && write) {
 		WRITE_ONCE(*t->var, val);
 		t->changed(old);
@@ -88,7 +114,7 @@ static int sysctl_flag_name(OOM_EXT_CTL_TABLE *table, int write, void *buffer,
 	if (write && *ppos)
 		return -EINVAL;		/* one write() per value */
 
-	mutex_lock(&oom_ext_cfg_lock);
+	mutex_lock(&name_lock);
 	if (write)
 		val[0] = '\0';
 	else
@@ -100,7 +126,7 @@ static int sysctl_flag_name(OOM_EXT_CTL_TABLE *table, int write, void *buffer,
 		else
 			err = -EINVAL;
 	}
-	mutex_unlock(&oom_ext_cfg_lock);
+	mutex_unlock(&name_lock);
 	return err;
 }
 
@@ -149,6 +175,10 @@ static int param_set_int_tunable(const char *s, const struct kernel_param *kp)
 			kp->name, s, t->max, *t->var);
 		return 0;
 	}
+	if (too_small(t, kp->name, val)) {
+		pr_warn("ignoring %s=%d, using %d\n", kp->name, val, *t->var);
+		return 0;
+	}
 	*t->var = val;
 	return 0;
 }
@@ -167,16 +197,17 @@ static const struct kernel_param_ops int_tunable_ops = {
 
 static int param_set_flag_name(const char *s, const struct kernel_param *kp)
 {
-	char val[FLAG_NAME_MAX + 2];
+	char buf[FLAG_NAME_MAX + 2], *val;
 
-	strscpy(val, s, sizeof(val));
-	strim(val);
-	if (!oom_ext_flag_name_valid(val)) {
-		pr_warn("ignoring crashflag_name=\"%.64s\": not an absolute path of 1..%d bytes without '..', using %s\n",
+	strscpy(buf, s, sizeof(buf));
+	val = strim(buf);
+	mutex_lock(&name_lock);
+	if (oom_ext_flag_name_valid(val))
+		strscpy(crashflag_name, val, sizeof(crashflag_name));
+	else
+		pr_warn("ignoring crashflag_name=\"%.64s\": not an absolute path of 1..%d bytes of printable ASCII without space, '\"' or '..', using %s\n",
 			s, FLAG_NAME_MAX, crashflag_name);
-		return 0;
-	}
-	strscpy(crashflag_name, val, sizeof(crashflag_name));
+	mutex_unlock(&name_lock);
 	return 0;
 }
 
@@ -184,9 +215,9 @@ static int param_get_flag_name(char *buf, const struct kernel_param *kp)
 {
 	int n;
 
-	mutex_lock(&oom_ext_cfg_lock);
+	mutex_lock(&name_lock);
 	n = sysfs_emit(buf, "%s\n", crashflag_name);
-	mutex_unlock(&oom_ext_cfg_lock);
+	mutex_unlock(&name_lock);
 	return n;
 }
 
@@ -200,7 +231,7 @@ static const struct kernel_param_ops flag_name_ops = {
 	MODULE_PARM_DESC(name, desc)
 
 INT_PARAM(gracetime,
-	  "seconds in OOM state before a panic (reboot); 0 = never (default 0)");
+	  "seconds in OOM state before a panic (reboot); 0 = never, else at least 7 (default 0)");
 INT_PARAM(resettime,
 	  "seconds after the OOM state before the buffer is re-armed (default 300)");
 INT_PARAM(bufsize,

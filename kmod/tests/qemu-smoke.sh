@@ -7,8 +7,9 @@
 #          load/unload cycles vs MemFree, bad module parameters, symlinked
 #          flag path, a real OOM (release, flag format, end of state, flag
 #          removal, re-arm after resettime)
-#   panic  gracetime=4 with kernel.panic=1 under a persistent OOM: the kernel
-#          panics with oom_ext's message (flag written first) and reboots
+#   panic  gracetime=7 with kernel.panic=1 under a persistent OOM, the
+#          flag's directory created only after gracetime: the kernel waits
+#          for the retried flag, panics with oom_ext's message and reboots
 #
 #   kmod/tests/qemu-smoke.sh [KVER...]     (default: both Debian series)
 #
@@ -74,7 +75,7 @@ for kver in $kvers; do
 	else
 		result PASS "[$kver] gracetime panic rebooted the VM (qemu exit $rc)"
 	fi
-	if grep -q 'Kernel panic - not syncing: oom_ext: OOM state lasted gracetime=4 s (crash flag present)' "$log"; then
+	if grep -q 'Kernel panic - not syncing: oom_ext: OOM state lasted gracetime=7 s (crash flag present)' "$log"; then
 		result PASS "[$kver] panic message names oom_ext, gracetime and a written flag"
 	else
 		result FAIL "[$kver] panic message names oom_ext, gracetime and a written flag (console: $log)"
