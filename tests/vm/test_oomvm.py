@@ -35,6 +35,17 @@ class Results(unittest.TestCase):
         m = qemu.RESULT_RE.search("junk OOMTEST flag_content=a=1|b=2")
         self.assertEqual(m.groups(), ("flag_content", "a=1|b=2"))
 
+    def test_a_line_cut_by_a_reboot_keeps_the_next_boots_first_record(self):
+        # gracetime-fallback@6.1, 2026-12-02: the reboot cut "tick 12" and
+        # the second boot's "boot=2" arrived glued to it.
+        recs = qemu.records("OOMTEST tick 12 up=50.OOMTEST boot=2")
+        self.assertEqual(recs, ["OOMTEST tick 12 up=50.", "OOMTEST boot=2"])
+        self.assertTrue(qemu.TICK_RE.search(recs[0]))
+        self.assertEqual(qemu.RESULT_RE.search(recs[1]).groups(), ("boot", "2"))
+        self.assertEqual(qemu.records("OOMTEST mode=kernel"), ["OOMTEST mode=kernel"])
+        self.assertEqual(qemu.records("[  1.0] junk OOMTEST a=1"), ["[  1.0] junk ", "OOMTEST a=1"])
+        self.assertEqual(qemu.records(""), [])
+
     def test_unfinished_guest_fails(self):
         e = Expect(fake_run({}, outcome="hung", boots=0))
         BY_NAME["params"].check(e)

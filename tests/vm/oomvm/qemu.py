@@ -19,6 +19,9 @@ import time
 RESULT_RE = re.compile(r"OOMTEST ([^\s=]+)=(.*)")
 TICK_RE = re.compile(r"OOMTEST tick (\d+)")
 PANIC_RE = re.compile(r"Kernel panic - not syncing.*")
+# Where a record starts: a reboot can cut a line (no newline), so the next
+# boot's first record is glued to the cut one on the same line.
+RECORD_START_RE = re.compile(r"(?=OOMTEST )")
 # Reported, but not an end: under TCG on a busy host "soft lockup" warnings
 # are the host's doing, and a real Oops shows up in the scenario's own checks.
 WARN_RE = re.compile(r"BUG: .*|Oops: .*|WARNING: .*")
@@ -75,6 +78,13 @@ class Run:
         """Longest silence between two heartbeat ticks, in host seconds."""
         ticks = self.boots[boot].ticks if self.boots else []
         return max((b - a for a, b in zip(ticks, ticks[1:])), default=0.0)
+
+
+def records(line):
+    """The OOMTEST records of one results line: normally one, but a line cut
+    by a reboot carries the next boot's first record (`OOMTEST tick 12
+    up=50.OOMTEST boot=2`), which must not be swallowed by the cut one."""
+    return [r for r in RECORD_START_RE.split(line) if r]
 
 
 class _Tail:
@@ -156,7 +166,7 @@ def boot(*, outdir, image, harness, kernel, initrd, cmdline, expect_reboots=0,
                 m = WARN_RE.search(line)
                 if m:
                     warnings.append(m.group(0))
-            for line in rlines:
+            for line in (r for raw in rlines for r in records(raw)):
                 stamped.write(f"{t:9.2f} {line}\n")
                 if TICK_RE.search(line):
                     if boots:
