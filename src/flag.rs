@@ -2,13 +2,9 @@
 //! durable create / append / remove that never follow a symlink.
 
 use crate::root::Root;
-use nix::fcntl::{openat, OFlag};
-use nix::sys::stat::{fstat, Mode, SFlag};
-use nix::unistd::{fsync, unlinkat, UnlinkatFlags};
+use crate::rootfs;
 use std::fmt::Write as _;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
 
 /// Readers look at no more than this.
 pub const READ_MAX: usize = 64 * 1024;
@@ -177,102 +173,30 @@ pub fn parse(bytes: &[u8]) -> Result<FlagData, Damage> {
     Ok(data)
 }
 
-fn errno(e: nix::Error) -> io::Error {
-    io::Error::from_raw_os_error(e as i32)
-}
-
-fn split(root: &Root, flag: &str) -> io::Result<(std::path::PathBuf, String)> {
-    let full = root.join(flag);
-    let name = full
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("bad flag path {flag}"))
-        })?
-        .to_string();
-    Ok((full.parent().unwrap_or(Path::new("/")).to_path_buf(), name))
-}
-
-fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
-    let fd = nix::fcntl::open(
-        dir,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(errno)?;
-    // SAFETY: open returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Creates the flag with `O_CREAT|O_EXCL|O_NOFOLLOW`, writes it and fsyncs the
-/// file and its directory. An existing file (or symlink) is an error
-/// (`AlreadyExists`): it is never overwritten or followed.
+/// Creates the flag inside the root with `O_CREAT|O_EXCL|O_NOFOLLOW`,
+/// writes it and fsyncs the file and its directory. An existing file (or
+/// symlink) is an error (`AlreadyExists`): it is never overwritten or
+/// followed.
 pub fn create(root: &Root, flag: &str, content: &str) -> io::Result<()> {
-    let (dir, name) = split(root, flag)?;
-    let dfd = open_dir(&dir)?;
-    let fd = openat(
-        Some(dfd.as_raw_fd()),
-        name.as_str(),
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o644),
-    )
-    .map_err(errno)?;
-    // SAFETY: openat returned a new descriptor that nothing else owns.
-    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    write_all_sync(&file, content.as_bytes())?;
-    fsync(dfd.as_raw_fd()).map_err(errno)
-}
-
-fn write_all_sync(mut file: &std::fs::File, data: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    file.write_all(data)?;
-    file.sync_all()
+    let (dir, name) = rootfs::parent(root, flag)?;
+    Ok(dir.create_new(&name, content.as_bytes(), 0o644)?)
 }
 
 /// Appends lines to an existing flag: no create, no symlink, only a regular
 /// file with one link (so a hard link to another file is not written).
 pub fn append(root: &Root, flag: &str, lines: &str) -> io::Result<()> {
-    let (dir, name) = split(root, flag)?;
-    let dfd = open_dir(&dir)?;
-    let fd = openat(
-        Some(dfd.as_raw_fd()),
-        name.as_str(),
-        OFlag::O_WRONLY
-            | OFlag::O_APPEND
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_NONBLOCK
-            | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(errno)?;
-    // SAFETY: openat returned a new descriptor that nothing else owns.
-    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    let st = fstat(file.as_fd().as_raw_fd()).map_err(errno)?;
-    if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG
-        || st.st_nlink != 1
-    {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "flag is not a plain file with one link",
-        ));
-    }
-    write_all_sync(&file, lines.as_bytes())
+    let (dir, name) = rootfs::parent(root, flag)?;
+    Ok(dir.append(&name, lines.as_bytes())?)
 }
 
 /// Removes the flag (the name itself, never a symlink target) and fsyncs
 /// the directory. A missing flag is fine.
 pub fn remove(root: &Root, flag: &str) -> io::Result<()> {
-    let (dir, name) = split(root, flag)?;
-    let dfd = open_dir(&dir)?;
-    match unlinkat(
-        Some(dfd.as_raw_fd()),
-        name.as_str(),
-        UnlinkatFlags::NoRemoveDir,
-    ) {
-        Ok(()) | Err(nix::Error::ENOENT) => {}
-        Err(e) => return Err(errno(e)),
+    match rootfs::parent(root, flag) {
+        Ok((dir, name)) => Ok(dir.remove(&name)?),
+        Err(rootfs::Error::Missing) => Ok(()),
+        Err(e) => Err(e.into()),
     }
-    fsync(dfd.as_raw_fd()).map_err(errno)
 }
 
 #[cfg(test)]
@@ -380,5 +304,23 @@ mod tests {
             "precious"
         );
         std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn the_flag_is_written_inside_the_root_even_through_a_symlinked_dir() {
+        let base = tmp("inroot");
+        let r = base.join("root");
+        std::fs::create_dir_all(r.join("var")).unwrap();
+        std::fs::create_dir_all(base.join("out")).unwrap();
+        // /var/flags -> /out: inside the root that is ROOT/out, not BASE/out.
+        std::os::unix::fs::symlink("/out", r.join("var/flags")).unwrap();
+        std::fs::create_dir_all(r.join("out")).unwrap();
+        let root = Root::new(&r);
+        create(&root, "/var/flags/oomflag", "oom_ext_flag=1\n").unwrap();
+        assert!(r.join("out/oomflag").exists());
+        assert!(!base.join("out/oomflag").exists());
+        remove(&root, "/var/flags/oomflag").unwrap();
+        assert!(!r.join("out/oomflag").exists());
+        std::fs::remove_dir_all(base).unwrap();
     }
 }

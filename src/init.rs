@@ -310,14 +310,20 @@ pub fn execute(root: &Root, plan: &Plan, log: &Log, spawn_guard: bool) -> Mode {
             )),
         }
     }
-    let run = root.join(paths::RUN_DIR);
-    let written = std::fs::create_dir_all(&run)
-        .and_then(|_| write_atomic(&root.join(paths::PARAMS), &p.to_file()))
-        .and_then(|_| write_atomic(&root.join(paths::MODE), &format!("{}\n", mode.as_str())));
+    // Inside the root: a symlinked /run/oom-ext cannot lead out of it.
+    let written = rootfs::create_dir_all(root, paths::RUN_DIR, 0o755).and_then(|_| {
+        rootfs::replace(root, paths::PARAMS, p.to_file().as_bytes(), 0o644)?;
+        rootfs::replace(
+            root,
+            paths::MODE,
+            format!("{}\n", mode.as_str()).as_bytes(),
+            0o644,
+        )
+    });
     if let Err(e) = written {
         log.warn(&format!(
-            "cannot write {}: {e}; the guard will read the command line itself",
-            run.display()
+            "cannot write /{}: {e}; the guard will read the command line itself",
+            paths::RUN_DIR
         ));
     }
     let mut summary = format!(

@@ -298,6 +298,59 @@ impl Dir {
         self.sync()
     }
 
+    /// Creates `name` with `O_CREAT | O_EXCL | O_NOFOLLOW`, writes and
+    /// fsyncs it and the directory. An existing entry (a symlink too) is an
+    /// error (`AlreadyExists`): never overwritten or followed.
+    pub fn create_new(&self, name: &CStr, data: &[u8], mode: u32) -> Result<()> {
+        let fd = openat(
+            Some(self.fd.as_raw_fd()),
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(mode),
+        )
+        .map_err(io_err)?;
+        let mut f = std::fs::File::from(own(fd));
+        f.write_all(data)
+            .and_then(|_| f.sync_all())
+            .map_err(Error::Io)?;
+        self.sync()
+    }
+
+    /// Appends to an existing regular file with one link (a hard link to
+    /// another file is not written), never creating or following it.
+    pub fn append(&self, name: &CStr, data: &[u8]) -> Result<()> {
+        let fd = openat(
+            Some(self.fd.as_raw_fd()),
+            name,
+            OFlag::O_WRONLY
+                | OFlag::O_APPEND
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_NOCTTY
+                | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            Errno::ELOOP => Error::NotRegular("symlink"),
+            e => io_err(e),
+        })?;
+        let fd = own(fd);
+        let st = fstat(fd.as_raw_fd()).map_err(io_err)?;
+        if !is_regular(&st) {
+            return Err(Error::NotRegular(kind(st.st_mode)));
+        }
+        if st.st_nlink != 1 {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a regular file with more than one link: not written",
+            )));
+        }
+        let mut f = std::fs::File::from(fd);
+        f.write_all(data)
+            .and_then(|_| f.sync_all())
+            .map_err(Error::Io)
+    }
+
     /// Removes the entry itself (never a symlink's target, never a
     /// directory). A missing entry is fine.
     pub fn remove(&self, name: &CStr) -> Result<()> {
@@ -370,7 +423,8 @@ fn temp_name(name: &CStr) -> CString {
     let mut v = b".".to_vec();
     v.extend_from_slice(&base);
     v.extend_from_slice(format!(".{hex}.tmp").as_bytes());
-    CString::new(v).unwrap_or_else(|_| CString::from(c".oom-ext.tmp"))
+    // `name` came from a CStr and the rest is ASCII: no NUL.
+    CString::new(v).unwrap_or_default()
 }
 
 /// A capped read: the bytes (at most `cap`) and whether there was more.

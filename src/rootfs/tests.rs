@@ -120,8 +120,8 @@ fn replace_never_follows_or_truncates_and_leaves_no_temp() {
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
     // Two temp names never repeat.
-    let a = temp_name(c"x");
-    assert_ne!(a, temp_name(c"x"));
+    let a = temp_name(&CString::new("x").unwrap());
+    assert_ne!(a, temp_name(&CString::new("x").unwrap()));
     // A directory in the way: an error, the directory stays.
     std::fs::create_dir(d.join("isdir")).unwrap();
     assert!(replace(&root, "/isdir", b"x", 0o644).is_err());
@@ -145,7 +145,8 @@ fn create_dir_all_stays_inside_and_entries_list_raw_names() {
     );
     let dir = create_dir_all(&root, "/var/x/history", 0o755).unwrap();
     assert!(r.join("var/x/history").is_dir());
-    dir.replace(c"a\xff", b"1", 0o644).unwrap();
+    dir.replace(&CString::new(&b"a\xff"[..]).unwrap(), b"1", 0o644)
+        .unwrap();
     let e = dir.entries().unwrap();
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].0, b"a\xff");
