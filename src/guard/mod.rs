@@ -4,6 +4,7 @@
 //! pending.
 
 pub mod buffer;
+pub mod harm;
 pub mod machine;
 pub mod oomkill;
 pub mod reanchor;
