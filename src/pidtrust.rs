@@ -1,8 +1,11 @@
 //! Whether a pid read from a file is the guard: believed only when the
-//! kernel says that pid holds the flock on the guard's lock file
-//! (/proc/locks, by device and inode) and its /proc/PID/exe is an
-//! `oom-ext`. Liveness is a fact of this machine, so /proc is the real one
-//! even under `--root`.
+//! kernel shows the guard's lock file flocked (/proc/locks, by device and
+//! inode), that pid has the lock file open (/proc/PID/fd; when those cannot
+//! be read, as for a user, the pid must be the lock's holder in /proc/locks)
+//! and its /proc/PID/exe is an `oom-ext`. (/proc/locks names the process
+//! that took the lock, which is the parent when the guard daemonized after
+//! taking it, hence the fd check.) Liveness is a fact of this machine, so
+//! /proc is the real one even under `--root`.
 
 use crate::paths;
 use crate::root::Root;
@@ -42,8 +45,9 @@ fn parse_dev(s: &str) -> Option<FileId> {
     Some((maj, min, ino))
 }
 
-/// The lock file's id, if it is a regular file inside the root.
-fn lock_id(root: &Root) -> Option<FileId> {
+/// The lock file's id and raw `st_dev`, if it is a regular file inside
+/// the root.
+fn lock_id(root: &Root) -> Option<(FileId, u64)> {
     let (dir, name) = rootfs::parent(root, paths::LOCKFILE).ok()?;
     let st = dir.lstat(&name).ok()?;
     if !rootfs::is_regular(&st) {
@@ -51,9 +55,12 @@ fn lock_id(root: &Root) -> Option<FileId> {
     }
     let dev = st.st_dev;
     Some((
-        u64::from(libc::major(dev)),
-        u64::from(libc::minor(dev)),
-        st.st_ino,
+        (
+            u64::from(libc::major(dev)),
+            u64::from(libc::minor(dev)),
+            st.st_ino,
+        ),
+        dev,
     ))
 }
 
@@ -67,18 +74,29 @@ fn exe_is_ours(pid: u32) -> bool {
     t.rsplit('/').next() == Some("oom-ext")
 }
 
+/// Whether `pid` has the file (dev, ino) open; `None` when its fds cannot
+/// be read.
+fn has_open(pid: u32, dev: u64, ino: u64) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let rd = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(
+        rd.flatten()
+            .any(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino)),
+    )
+}
+
 /// The pid of the guard that holds the lock under `root`, if any; `claimed`
-/// (e.g. from the pidfile) is believed only if it is that pid.
+/// (e.g. from the pidfile) is believed only if it is that guard.
 pub fn verified_guard(root: &Root, claimed: Option<u32>) -> Option<u32> {
-    let id = lock_id(root)?;
+    let (id, dev) = lock_id(root)?;
     let locks = rootfs::read_small(&Root::system(), "proc/locks")?;
     let holders = flock_holders(&locks, id);
-    let pid = match claimed {
-        Some(p) if holders.contains(&p) => p,
-        Some(_) => return None,
-        None => *holders.first()?,
-    };
-    exe_is_ours(pid).then_some(pid)
+    if holders.is_empty() {
+        return None;
+    }
+    let pid = claimed.or_else(|| holders.first().copied())?;
+    let holds = has_open(pid, dev, id.2).unwrap_or_else(|| holders.contains(&pid));
+    (holds && exe_is_ours(pid)).then_some(pid)
 }
 
 #[cfg(test)]
@@ -112,13 +130,16 @@ mod tests {
         let r = unsafe { libc::flock(fd, libc::LOCK_EX) };
         assert_eq!(r, 0);
         let locks = rootfs::read_small(&Root::system(), "proc/locks").unwrap();
-        let id = lock_id(&root).unwrap();
+        let (id, _) = lock_id(&root).unwrap();
         assert!(flock_holders(&locks, id).contains(&std::process::id()));
         assert_eq!(
             verified_guard(&root, Some(std::process::id())),
             None,
             "exe is not oom-ext"
         );
+        let (id, dev) = lock_id(&root).unwrap();
+        assert_eq!(has_open(std::process::id(), dev, id.2), Some(true));
+        assert_eq!(has_open(std::process::id(), dev, id.2 + 1), Some(false));
         drop(f);
         std::fs::remove_dir_all(d).unwrap();
     }

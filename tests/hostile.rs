@@ -440,3 +440,49 @@ fn report_hooks_run_only_when_the_root_is_real() {
     assert!(!ran.exists());
     std::fs::remove_dir_all(r).unwrap();
 }
+
+#[test]
+fn trust_in_pids_the_real_guard_is_believed_and_a_swapped_pidfile_is_not() {
+    let r = fake_root("realguard");
+    for d in ["proc/self", "proc/sys/kernel"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::write(r.join("run/oom-ext/mode"), "fallback\n").unwrap();
+    std::fs::write(r.join("run/oom-ext/params"), "bufsize=0\n").unwrap();
+    std::fs::write(r.join("proc/self/oom_score_adj"), "0\n").unwrap();
+    let mut g = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
+        .arg("--root")
+        .arg(&r)
+        .arg("guard")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !std::fs::read_to_string(r.join("run/oom-ext/guard.state"))
+        .unwrap_or_default()
+        .contains("pid=")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "guard did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_, out, _) = bin(&r, &["status"]);
+    assert!(out.contains(&format!("pid {} (running)", g.id())), "{out}");
+    // Another live pid in the pidfile: not believed.
+    std::fs::write(
+        r.join("run/oom-ext/guard.pid"),
+        format!("{}\n", std::process::id()),
+    )
+    .unwrap();
+    let (_, out, _) = bin(&r, &["status"]);
+    assert!(out.contains("(not running)"), "{out}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(g.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    g.wait().unwrap();
+    std::fs::remove_dir_all(r).unwrap();
+}
