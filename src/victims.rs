@@ -4,15 +4,15 @@
 //! kill, so a change needs no signal.
 //!
 //! All words are checked before anything changes: one bad word is an error
-//! and the list stays as it was. Writes are a locked read-modify-write of
-//! a temporary file renamed over the list.
+//! and the list stays as it was. Writes are a locked read-modify-write
+//! through [`crate::rootfs::replace`] (a temporary file renamed over the
+//! list).
 #![forbid(unsafe_code)]
 
 use crate::policy::load::{load_list, parse_list, serialize_list, valid_unit, VICTIMS};
 use crate::policy::proctable;
 use crate::policy::rank::Listed;
 use crate::root::Root;
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
 const LOCK: &str = "run/oom-ext/victims.lock";
@@ -77,19 +77,8 @@ pub fn remove(list: &[Listed], gone: &[Listed]) -> Result<Vec<Listed>, String> {
         .collect())
 }
 
-fn write_list(root: &Root, list: &[Listed]) -> std::io::Result<()> {
-    let path = root.join(VICTIMS);
-    let tmp = root.join(format!("{VICTIMS}.tmp"));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)?;
-    f.write_all(serialize_list(list).as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+fn write_list(root: &Root, list: &[Listed]) -> Result<(), crate::rootfs::Error> {
+    crate::rootfs::replace(root, VICTIMS, serialize_list(list).as_bytes(), 0o644)
 }
 
 /// `oom-ext victims ACTION WORDS...`: (exit code, output). 0 done; 1 a
@@ -113,9 +102,11 @@ pub fn run(root: &Root, action: &str, words: &[String]) -> (i32, String) {
             )
         }
     }
-    let dir = root.join(crate::paths::RUN_DIR);
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        return (1, format!("cannot create {}: {e}\n", dir.display()));
+    if let Err(e) = crate::rootfs::create_dir_all(root, crate::paths::RUN_DIR, 0o755) {
+        return (
+            1,
+            format!("cannot create /{}: {e}\n", crate::paths::RUN_DIR),
+        );
     }
     let lock = std::fs::OpenOptions::new()
         .create(true)

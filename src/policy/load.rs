@@ -4,52 +4,37 @@
 //! byte order of their names; later lines win. A missing file is no rule;
 //! a file that is not a regular file, too big or unreadable is one log
 //! line and left out; a bad line is one log line (`FILE:LINE: reason`).
-//! Reads: `O_NONBLOCK` (a FIFO cannot hang the guard), regular files only
-//! (checked on the open descriptor), at most [`FILE_CAP`] bytes.
+//! Reads go through [`crate::rootfs`]: inside the root, regular files only
+//! (a FIFO cannot hang the guard, a symlink is not followed), at most
+//! [`FILE_CAP`] bytes.
 #![forbid(unsafe_code)]
 
 use super::rank::Listed;
 use super::rules::Policy;
 use crate::root::Root;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use crate::rootfs;
 
 pub const POLICY_CONF: &str = "etc/oom-ext/policy.conf";
 pub const POLICY_D: &str = "etc/oom-ext/policy.d";
 /// The run-time ordered list, written by `oom-ext victims`.
 pub const VICTIMS: &str = "run/oom-ext/victims";
-pub const FILE_CAP: u64 = 64 * 1024;
+pub const FILE_CAP: usize = 64 * 1024;
 /// policy.d files read at most (the rest: one log line).
 pub const MAX_FILES: usize = 64;
 /// Entries of the run-time list kept at most.
 pub const MAX_LISTED: usize = 256;
 
-/// A regular file's text, at most `cap` bytes; `Ok(None)` when absent.
-pub fn read_regular(path: &Path, cap: u64) -> Result<Option<String>, String> {
-    let f = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.to_string()),
-    };
-    let meta = f.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
+/// A regular file's text inside the root (crate::rootfs: resolved in the
+/// root, a symlink as the last component is not followed, FIFOs and
+/// devices are never opened), at most `cap` bytes; `Ok(None)` when absent.
+pub fn read_regular(root: &Root, path: &str, cap: usize) -> Result<Option<String>, String> {
+    match rootfs::read(root, path, cap) {
+        Ok(b) => String::from_utf8(b)
+            .map(Some)
+            .map_err(|_| "not UTF-8".to_string()),
+        Err(rootfs::Error::Missing) => Ok(None),
+        Err(e) => Err(e.to_string()),
     }
-    if meta.len() > cap {
-        return Err(format!("larger than {cap} bytes"));
-    }
-    let mut buf = Vec::new();
-    f.take(cap)
-        .read_to_end(&mut buf)
-        .map_err(|e| e.to_string())?;
-    String::from_utf8(buf)
-        .map(Some)
-        .map_err(|_| "not UTF-8".to_string())
 }
 
 /// The policy in effect and one message per problem (file, line, reason).
@@ -77,7 +62,7 @@ pub fn load_policy(root: &Root) -> (Policy, Vec<String>) {
         Err(e) => problems.push(format!("/{POLICY_D}: {e}, its files are not read")),
     }
     for f in &files {
-        match read_regular(&root.join(f), FILE_CAP) {
+        match read_regular(root, f, FILE_CAP) {
             Ok(Some(text)) => {
                 problems.extend(policy.add_file(f, &text).iter().map(|b| b.to_string()));
             }
@@ -128,7 +113,7 @@ pub fn valid_unit(u: &str) -> bool {
 
 /// The run-time list; empty when there is none.
 pub fn load_list(root: &Root) -> (Vec<Listed>, Option<String>) {
-    match read_regular(&root.join(VICTIMS), FILE_CAP) {
+    match read_regular(root, VICTIMS, FILE_CAP) {
         Ok(Some(t)) => (parse_list(&t), None),
         Ok(None) => (Vec::new(), None),
         Err(e) => (Vec::new(), Some(format!("/{VICTIMS}: {e}, list ignored"))),
@@ -166,7 +151,7 @@ mod tests {
         assert!(problems[0].starts_with("/etc/oom-ext/policy.conf:2: unknown word"));
         assert_eq!(
             problems[1],
-            "/etc/oom-ext/policy.d/40-dir.conf: not a regular file, file ignored"
+            "/etc/oom-ext/policy.d/40-dir.conf: is a directory, not a regular file: not opened, file ignored"
         );
     }
 
@@ -181,12 +166,15 @@ mod tests {
     #[test]
     fn oversized_and_non_utf8_files_are_refused_whole() {
         let d = scratch("big");
-        std::fs::write(d.join(POLICY_CONF), vec![b'#'; FILE_CAP as usize + 1]).unwrap();
+        std::fs::write(d.join(POLICY_CONF), vec![b'#'; FILE_CAP + 1]).unwrap();
         std::fs::write(d.join(POLICY_D).join("x.conf"), b"prefer name=\xff\n").unwrap();
         let (pol, problems) = load_policy(&Root::new(&d));
         std::fs::remove_dir_all(&d).unwrap();
         assert!(pol.rules.is_empty());
-        assert!(problems[0].contains("larger than"), "{problems:?}");
+        assert!(
+            problems[0].contains("over the 65536-byte cap"),
+            "{problems:?}"
+        );
         assert!(problems[1].contains("not UTF-8"), "{problems:?}");
     }
 
@@ -198,8 +186,20 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
         assert_eq!(
             problems,
-            ["/etc/oom-ext/policy.conf: not a regular file, file ignored"]
+            ["/etc/oom-ext/policy.conf: is a FIFO, not a regular file: not opened, file ignored"]
         );
+    }
+
+    #[test]
+    fn a_symlinked_file_is_not_followed() {
+        let d = scratch("link");
+        std::fs::write(d.join("secret"), "protect name=x\n").unwrap();
+        std::os::unix::fs::symlink(d.join("secret"), d.join(POLICY_D).join("10-l.conf")).unwrap();
+        let (pol, problems) = load_policy(&Root::new(&d));
+        std::fs::remove_dir_all(&d).unwrap();
+        assert!(pol.rules.is_empty());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("symlink"), "{problems:?}");
     }
 
     #[test]
