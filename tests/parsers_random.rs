@@ -150,8 +150,8 @@ fn flag_status_and_kill_parsers_take_anything() {
                         .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
             );
         }
-        let _ = oom_ext::guard::oomkill::parse_kill(&s);
-        let _ = oom_ext::guard::oomkill::mem_available_kb(&s);
+        let _ = oom_ext::guard::kernel_text::parse_kill(&s);
+        let _ = oom_ext::guard::kernel_text::mem_available_kb(&s);
         let _ = oom_ext::modload::find_in_modules_dep(&s, "oom_ext");
         let _ = oom_ext::sysctl::parse_int(&s);
     }

@@ -62,7 +62,7 @@ pub fn reanchor(procfd: &OwnedFd, log: &Log) {
     ));
     // The new image sets up (page faults, buffer) before it blocks again:
     // do that as a normal task, not under the real-time CPU-time limit.
-    let _ = super::set_scheduler(libc::SCHED_OTHER, 0);
+    let _ = super::setup::set_scheduler(libc::SCHED_OTHER, 0);
     let argv = [c"oom-ext-guard", c"guard", c"--resume"];
     let Ok(path) = CString::new(bin.clone()) else {
         return;

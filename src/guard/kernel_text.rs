@@ -1,6 +1,8 @@
 //! Pure parsers for the OOM killer's kernel-log line and /proc/vmstat,
 //! /proc/meminfo figures the guard needs.
 
+#![forbid(unsafe_code)]
+
 use crate::flag::Victim;
 
 /// Parses one `/dev/kmsg` record (`prio,seq,usec,flags;message`) or a bare

@@ -1,0 +1,192 @@
+//! The executor: carries out the machine's actions (buffer, crash flag,
+//! module trigger, the kill, reboot, state file) and reports outcomes the
+//! machine asked for back as events. No decisions here.
+
+use super::buffer::Buffer;
+use super::machine::{Action, Event, Machine};
+use super::sources::now_ms;
+use super::writer::{Files, Job, Writer};
+use crate::flag::NewFlag;
+use crate::init::Mode;
+use crate::log::Log;
+use crate::paths;
+use crate::root::Root;
+use std::time::Duration;
+
+/// Reboot, re-exec and exit wait this long at most for queued writes.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+/// What carrying out an action gave.
+pub(super) enum Outcome {
+    Done,
+    /// An answer for the machine.
+    Answer(Event),
+    /// The guard ends with this exit code.
+    Exit(i32),
+}
+
+pub(super) struct Effects {
+    root: Root,
+    buffer: Option<Buffer>,
+    /// The file writes: done here until the loop starts the worker
+    /// ([`Effects::start_writer`]), then by the worker.
+    files: Option<Files>,
+    writer: Option<Writer>,
+}
+
+impl Effects {
+    pub(super) fn new(root: Root, buffer: Option<Buffer>, log: &Log) -> Effects {
+        Effects {
+            files: Some(Files::new(root.clone(), log.clone())),
+            root,
+            buffer,
+            writer: None,
+        }
+    }
+
+    pub(super) fn buffer_bytes(&self) -> usize {
+        self.buffer.as_ref().map_or(0, |b| b.len())
+    }
+
+    /// Carries out one action. `m` is read for the parameters and counters
+    /// the action needs; `oom_calls` is vmstat's `oom_kill` count.
+    pub(super) fn run(&mut self, a: Action, m: &Machine, oom_calls: u64, log: &Log) -> Outcome {
+        let params = m.params();
+        match a {
+            Action::Log(level, msg) => log.log(level, &msg),
+            Action::ReleaseBuffer => self.buffer = None,
+            Action::ArmBuffer => {
+                let r = Buffer::reserve(params.bufsize);
+                let ok = matches!(r, Ok(Some(_)));
+                if let Err(e) = &r {
+                    log.warn(&format!("re-arm failed: {e}"));
+                }
+                self.buffer = r.ok().flatten();
+                return Outcome::Answer(Event::Armed(ok));
+            }
+            Action::ReplaceBuffer => {
+                self.buffer = None;
+                match Buffer::reserve(params.bufsize) {
+                    Ok(b) => self.buffer = b,
+                    Err(e) => log.warn(&format!("cannot reserve {} MiB: {e}", params.bufsize)),
+                }
+                return Outcome::Answer(Event::BufferReplaced(self.buffer.is_some()));
+            }
+            Action::CreateFlag(source) => {
+                let content = self.new_flag(source, m, oom_calls).serialize();
+                self.submit(Job::Create {
+                    flag: params.crashflag_name.clone(),
+                    content,
+                });
+            }
+            Action::AppendFlag(line) => {
+                let kernel = m.mode() == Mode::Kernel;
+                self.submit(Job::Append {
+                    line,
+                    module_flag: kernel.then(|| params.crashflag_name.clone()),
+                });
+            }
+            Action::RemoveFlag => self.submit(Job::RemoveOurs),
+            Action::DropPendingLines => self.submit(Job::DropPending),
+            Action::Trigger => {
+                let r = std::fs::write(self.root.join(paths::MODULE_TRIGGER), "1");
+                return Outcome::Answer(Event::Triggered(r.map_err(|e| e.to_string())));
+            }
+            Action::Kill => self.kill(log),
+            Action::Reboot => return Outcome::Exit(self.reboot(log)),
+            // The loop's own (sources, state file).
+            Action::WatchExit(_) | Action::Unwatch(_) | Action::ReopenPsi | Action::WriteState => {}
+        }
+        Outcome::Done
+    }
+
+    /// The kill step: sysrq `f`, the kernel's OOM killer picks the victim
+    /// (honouring oom_score_adj).
+    fn kill(&mut self, log: &Log) {
+        if let Err(e) = std::fs::write(self.root.join(paths::SYSRQ), "f") {
+            log.warn(&format!("cannot write f to /{}: {e}", paths::SYSRQ));
+        }
+    }
+
+    fn new_flag(&self, source: &str, m: &Machine, oom_calls: u64) -> NewFlag {
+        let read = |p: &str| {
+            std::fs::read_to_string(self.root.join(p))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        NewFlag {
+            source: source.to_string(),
+            started_unix: crate::log::unix_now(),
+            started_boot_s: now_ms() / 1000,
+            kernel: read(paths::OSRELEASE),
+            boot_id: read(paths::BOOT_ID),
+            oom_events: m.counters().oom_events,
+            oom_calls,
+        }
+    }
+
+    /// Starts the writer thread; without it (it could not start) the loop
+    /// does its writes itself, as before the loop began.
+    pub(super) fn start_writer(&mut self, log: &Log) {
+        let Some(files) = self.files.take() else {
+            return;
+        };
+        match Writer::spawn(files) {
+            Ok(w) => self.writer = Some(w),
+            Err(e) => {
+                log.warn(&format!(
+                    "cannot start the writer thread: {e}; the event loop writes the crash flag itself"
+                ));
+                self.files = Some(Files::new(self.root.clone(), log.clone()));
+            }
+        }
+    }
+
+    fn submit(&mut self, job: Job) {
+        match (&self.writer, self.files.as_mut()) {
+            (Some(w), _) => w.send(job),
+            (None, Some(f)) => f.run(job),
+            (None, None) => {}
+        }
+    }
+
+    /// Rewrites /run/oom-ext/guard.state.
+    pub(super) fn write_state(&mut self, text: String) {
+        self.submit(Job::State(text));
+    }
+
+    /// Waits (bounded) for the writes queued so far.
+    pub(super) fn drain(&self) {
+        if let Some(w) = &self.writer {
+            w.drain(DRAIN_LIMIT);
+        }
+    }
+
+    /// A clean stop: buffer released, no flag left behind, pid and state
+    /// files removed.
+    pub(super) fn shutdown(&mut self) {
+        self.buffer = None;
+        // A clean stop is not a hang: do not leave a flag behind to be
+        // reported on the next boot.
+        self.submit(Job::RemoveOurs);
+        self.drain();
+        let _ = std::fs::remove_file(self.root.join(paths::PIDFILE));
+        let _ = std::fs::remove_file(self.root.join(paths::GUARD_STATE));
+    }
+
+    fn reboot(&mut self, log: &Log) -> i32 {
+        // gracetime_reboot=1 must be in the flag before the sync.
+        self.drain();
+        nix::unistd::sync();
+        if !self.root.is_system() {
+            // Against a fake root, record the decision instead of rebooting this machine.
+            let _ = std::fs::write(self.root.join("run/oom-ext/reboot-requested"), "1\n");
+            log.err("reboot requested (fake root: not rebooting)");
+            return 0;
+        }
+        let r = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
+        log.err(&format!("reboot failed: {r:?}"));
+        1
+    }
+}

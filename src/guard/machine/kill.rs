@@ -1,0 +1,234 @@
+//! The kill concern: a stall that lasts `psi_kill_ms` decides a kill, made
+//! KILL_CONFIRM_MS later unless memory came back meanwhile; no kill while
+//! the last victims are still on their way out. The executor's
+//! [`Action::Kill`] carries the kill out (the victim choice is its step).
+
+use super::{pid_list, Action, Facts, Machine};
+use crate::flag::Victim;
+use crate::init::Mode;
+use crate::log::Level;
+
+/// After an OOM kill, no further kill until the victims have exited (their
+/// memory is free again), or until this long has passed (why: docs/stall.md).
+pub const VICTIM_EXIT_WAIT_MS: u64 = 10_000;
+/// At most this many victims are watched at once (a storm kills dozens).
+pub const MAX_WATCHED_VICTIMS: usize = 16;
+/// A kill is made this long after it is decided, and only if memory did not
+/// start coming back meanwhile (why: docs/stall.md).
+pub const KILL_CONFIRM_MS: u64 = 200;
+/// Memory that came free (net of allocations) during the confirmation
+/// that calls a kill off: 4 MiB in 200 ms is 20 MB/s, more than reclaim
+/// gives back while the machine is stuck.
+pub const COMING_BACK_KB: i64 = 4 * 1024;
+
+/// A kill decided, to be made at `at_ms` unless memory comes back first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PendingKill {
+    pub(super) at_ms: u64,
+    pub(super) net_freed_kb: i64,
+    pub(super) why: String,
+}
+
+/// Kills whose victims have not exited yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Awaiting {
+    /// The last kill or victim line.
+    pub(super) since_ms: u64,
+    pub(super) pids: Vec<u32>,
+}
+
+impl Machine {
+    pub(super) fn kill_deadline(&self) -> Option<u64> {
+        self.pending_kill.as_ref().map(|k| k.at_ms)
+    }
+
+    /// The stall is over: nothing is killed for it any more, and a victim
+    /// still on its way out holds back no kill in a later stall.
+    pub(super) fn stall_over(&mut self) {
+        self.awaiting = None;
+        self.pending_kill = None;
+    }
+
+    /// A kill if the stall has lasted psi_kill_ms since it began (or since
+    /// the last kill) and no victim is still on its way out; made
+    /// KILL_CONFIRM_MS later ([`Machine::kill_timer`]) when the memory
+    /// counters can tell whether memory is coming back meanwhile.
+    pub(super) fn maybe_kill(&mut self, f: Facts, why: Option<String>, out: &mut Vec<Action>) {
+        let now = f.now_ms;
+        let kill_ms = u64::from(self.params.psi_kill_ms);
+        let Some(stall) = self.stall else { return };
+        if kill_ms == 0 || self.pending_kill.is_some() {
+            return;
+        }
+        let since = now.saturating_sub(stall.last_kill_ms.unwrap_or(stall.start_ms));
+        if since < kill_ms {
+            return;
+        }
+        if let Some(a) = &self.awaiting {
+            if now < a.since_ms + VICTIM_EXIT_WAIT_MS {
+                return;
+            }
+            out.push(Action::Log(
+                Level::Warning,
+                format!(
+                    "the last OOM victims ({}) have not exited after {} ms",
+                    if a.pids.is_empty() {
+                        "not named in the kernel log".to_string()
+                    } else {
+                        pid_list(&a.pids)
+                    },
+                    now - a.since_ms
+                ),
+            ));
+            // Given up on: a victim named from now on is a new one.
+            self.awaiting = None;
+        }
+        let why = why.unwrap_or_else(|| match stall.last_kill_ms {
+            None => format!("memory stall for {since} ms"),
+            Some(_) => format!(
+                "memory stall for {} ms, {since} ms since the last kill",
+                now.saturating_sub(stall.start_ms)
+            ),
+        });
+        match f.net_freed_kb {
+            Some(net_freed_kb) => {
+                self.pending_kill = Some(PendingKill {
+                    at_ms: now + KILL_CONFIRM_MS,
+                    net_freed_kb,
+                    why,
+                })
+            }
+            None => self.kill_now(now, why, out),
+        }
+    }
+
+    /// The pending kill, when its time has come.
+    pub(super) fn kill_timer(&mut self, f: Facts, out: &mut Vec<Action>) {
+        if let Some(k) = self.pending_kill.take() {
+            if f.now_ms >= k.at_ms {
+                self.confirm_kill(k, f, out);
+            } else {
+                self.pending_kill = Some(k);
+            }
+        }
+    }
+
+    /// The kill decided KILL_CONFIRM_MS ago, unless memory came back: the
+    /// kernel would pick the next process while the last ones still free
+    /// theirs, and that one would be innocent.
+    fn confirm_kill(&mut self, k: PendingKill, f: Facts, out: &mut Vec<Action>) {
+        if self.stall.is_none() {
+            return;
+        }
+        // The kernel killed on its own meanwhile: a sysrq f now would find
+        // that victim still exiting and kill nobody, or kill the next one.
+        if let Some(a) = &self.awaiting {
+            out.push(Action::Log(
+                Level::Info,
+                format!(
+                    "{}, but the kernel's OOM killer killed pid {} meanwhile: no sysrq f",
+                    k.why,
+                    pid_list(&a.pids)
+                ),
+            ));
+            return;
+        }
+        let freed = f.net_freed_kb.map(|n| n - k.net_freed_kb);
+        if !f.memory_short() || freed.is_some_and(|kb| kb >= COMING_BACK_KB) {
+            out.push(Action::Log(
+                Level::Info,
+                format!(
+                    "{}, but memory is coming back without a kill ({} kB freed in {} ms, {} kB available): no sysrq f",
+                    k.why,
+                    freed.unwrap_or(0),
+                    f.now_ms.saturating_sub(k.at_ms - KILL_CONFIRM_MS),
+                    f.mem_available_kb.unwrap_or(0)
+                ),
+            ));
+            return;
+        }
+        self.kill_now(f.now_ms, k.why, out);
+        out.push(Action::WriteState);
+    }
+
+    fn kill_now(&mut self, now: u64, why: String, out: &mut Vec<Action>) {
+        self.counters.kills += 1;
+        self.awaiting = Some(Awaiting {
+            since_ms: now,
+            pids: Vec::new(),
+        });
+        if let Some(s) = self.stall.as_mut() {
+            s.last_kill_ms = Some(now);
+            s.eaten_check_ms = None;
+        }
+        out.push(Action::Log(
+            Level::Warning,
+            format!("{why}: asking the kernel's OOM killer to pick a victim (sysrq f)"),
+        ));
+        out.push(Action::Kill);
+    }
+
+    /// The kernel's OOM killer killed a process (ours or its own choice).
+    pub(super) fn on_kill(&mut self, v: Option<Victim>, f: Facts, out: &mut Vec<Action>) {
+        if let Some(v) = &v {
+            self.counters.victims += 1;
+            out.push(Action::Log(
+                Level::Notice,
+                format!(
+                    "OOM killer killed pid {} ({}), anon-rss {} kB",
+                    v.pid, v.comm, v.rss_kb
+                ),
+            ));
+            // Any victim, ours or the kernel's own: a kill before its memory
+            // is back would only find the next process.
+            let a = self.awaiting.get_or_insert(Awaiting {
+                since_ms: f.now_ms,
+                pids: Vec::new(),
+            });
+            a.since_ms = f.now_ms;
+            if a.pids.len() < MAX_WATCHED_VICTIMS && !a.pids.contains(&v.pid) {
+                a.pids.push(v.pid);
+                self.watch(v.pid, out);
+            }
+        }
+        if self.mode != Mode::Kernel {
+            self.oom_evidence(f.now_ms, "vmstat", f, out);
+        }
+        if let Some(v) = v {
+            out.push(Action::AppendFlag(v.line()));
+        }
+    }
+
+    /// Asks the loop to watch `pid`, the oldest watched one given up when
+    /// MAX_WATCHED_VICTIMS are watched already.
+    fn watch(&mut self, pid: u32, out: &mut Vec<Action>) {
+        self.watched.retain(|p| *p != pid);
+        if self.watched.len() >= MAX_WATCHED_VICTIMS {
+            out.push(Action::Unwatch(self.watched.remove(0)));
+        }
+        self.watched.push(pid);
+        out.push(Action::WatchExit(pid));
+    }
+
+    pub(super) fn on_exit(&mut self, pid: u32, f: Facts, out: &mut Vec<Action>) {
+        self.watched.retain(|p| *p != pid);
+        let Some(a) = self.awaiting.as_mut() else {
+            return;
+        };
+        let Some(i) = a.pids.iter().position(|p| *p == pid) else {
+            return;
+        };
+        a.pids.remove(i);
+        if !a.pids.is_empty() {
+            return;
+        }
+        let waited = f.now_ms.saturating_sub(a.since_ms);
+        self.awaiting = None;
+        // The next kill still needs a PSI event, now with the victim's
+        // memory back, so the MemAvailable gate means something again.
+        out.push(Action::Log(
+            Level::Info,
+            format!("OOM victim pid {pid} has exited ({waited} ms after the kill)"),
+        ));
+    }
+}

@@ -1,0 +1,204 @@
+//! The guard's process set-up: one guard (the lock), pid files, locked
+//! memory and OOM shield, real-time priority, daemonizing for the
+//! real-root unit, the configuration it runs with.
+
+use super::sources::errno;
+use crate::cmdline;
+use crate::init::{write_atomic, Mode};
+use crate::log::Log;
+use crate::params::Params;
+use crate::paths;
+use crate::root::Root;
+use nix::fcntl::OFlag;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::stat::Mode as FMode;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// Which mode and parameters this guard runs with: `/run/oom-ext/{mode,params}`
+/// written by `init`, else its own reading of the command line.
+pub(super) fn load_config(root: &Root, log: &Log) -> (Mode, Params) {
+    let params = match std::fs::read_to_string(root.join(paths::PARAMS)) {
+        Ok(text) => {
+            let (p, problems) = Params::from_file(&text);
+            for pr in problems {
+                log.warn(&format!("{}: {pr}", paths::PARAMS));
+            }
+            p
+        }
+        Err(_) => {
+            cmdline::parse(crate::rootfs::read_small(root, paths::CMDLINE).unwrap_or_default()).0
+        }
+    };
+    let mode = std::fs::read_to_string(root.join(paths::MODE))
+        .ok()
+        .and_then(|m| Mode::parse(&m));
+    let mode = match mode {
+        Some(m) => m,
+        None if !params.enabled => Mode::Off,
+        None if root.join(paths::MODULE_STATUS).exists() => Mode::Kernel,
+        None => Mode::Fallback,
+    };
+    (mode, params)
+}
+
+/// `/run/oom-ext/guard.lock`: ours, or held by another guard (its pid, as
+/// written in the lock file, if readable).
+pub(super) enum Lock {
+    Mine(std::fs::File),
+    Held(Option<u32>),
+}
+
+pub(super) fn take_lock(root: &Root, resume: bool) -> std::io::Result<Lock> {
+    std::fs::create_dir_all(root.join(paths::RUN_DIR))?;
+    let path = root.join(paths::LOCKFILE);
+    // Not O_CLOEXEC: the lock must stay held across the re-exec after
+    // switch-root (same pid, same open file description).
+    let fd = nix::fcntl::open(
+        &path,
+        OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW,
+        FMode::from_bits_truncate(0o644),
+    )
+    .map_err(errno)?;
+    // SAFETY: open returned a new descriptor that nothing else owns.
+    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    match nix::Error::result(r) {
+        Ok(_) => Ok(Lock::Mine(file)),
+        Err(nix::Error::EWOULDBLOCK) => {
+            let holder = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok());
+            if resume && holder == Some(std::process::id()) {
+                // Our pre-exec self holds it through the inherited descriptor.
+                Ok(Lock::Mine(file))
+            } else {
+                Ok(Lock::Held(holder))
+            }
+        }
+        Err(e) => Err(errno(e)),
+    }
+}
+
+pub(super) fn write_pid(root: &Root, lock: &mut std::fs::File, pid: u32) -> std::io::Result<()> {
+    lock.set_len(0)?;
+    lock.seek(SeekFrom::Start(0))?;
+    lock.write_all(format!("{pid}\n").as_bytes())?;
+    write_atomic(&root.join(paths::PIDFILE), &format!("{pid}\n"))
+}
+
+/// Locks memory and shields the guard from the OOM killer.
+pub(super) fn harden(root: &Root, log: &Log) {
+    // MCL_CURRENT without MCL_ONFAULT on purpose: the binary is static, so
+    // "current" is our own code and data (0.4 MiB with musl, 1.3 with
+    // glibc), and all of it, including the OOM paths never run before the
+    // first OOM, must be in RAM when the machine thrashes; with MCL_ONFAULT
+    // those pages would be read from disk exactly then. The heap and stack
+    // stay small.
+    // glibc gives a second thread (the writer) its own malloc arena: a
+    // 64 MiB reservation that MCL_FUTURE would lock. One arena is plenty.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets a malloc tunable; no other thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+    // SAFETY: mlockall only changes this process's paging; no memory is touched.
+    if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
+        log.warn(&format!(
+            "mlockall failed: {}; the guard may be paged out",
+            std::io::Error::last_os_error()
+        ));
+    }
+    if let Err(e) = std::fs::write(root.join("proc/self/oom_score_adj"), "-1000\n") {
+        log.warn(&format!("cannot set oom_score_adj=-1000: {e}"));
+    }
+}
+
+/// Real-time priority for the loop (set after the setup, whose page faults
+/// under emulation can take long): a runaway loop is stopped by
+/// RLIMIT_RTTIME (SIGXCPU after 2 s of CPU without blocking, SIGKILL at 3 s)
+/// and by the kernel's RT throttling.
+pub(super) fn realtime(root: &Root) {
+    if !root.is_system() {
+        return; // tests against a fake root keep the normal scheduler
+    }
+    let _ = nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_RTTIME,
+        2_000_000,
+        3_000_000,
+    );
+    if set_scheduler(libc::SCHED_RR, 1).is_err() {
+        // SAFETY: plain syscall on our own process.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -20) };
+    }
+}
+
+/// sched_setscheduler(2) on this thread as a raw syscall: musl's libc
+/// wrapper always fails with ENOSYS.
+pub(crate) fn set_scheduler(policy: libc::c_int, priority: libc::c_int) -> std::io::Result<()> {
+    // The kernel's struct sched_param is one int.
+    let param: libc::c_int = priority;
+    // SAFETY: the syscall reads one int through a pointer to a live local.
+    let r = unsafe { libc::syscall(libc::SYS_sched_setscheduler, 0, policy, &param) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Set by [`daemonize`] in the child: the write end the parent waits on.
+static READY_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// The signals the event loop reads from its signalfd.
+pub(super) fn handled_signals() -> SigSet {
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        mask.add(s);
+    }
+    mask
+}
+
+/// Forks; the parent waits until the child has written the pidfile, then
+/// exits 0 (systemd Type=forking). The child starts a new session.
+pub(super) fn daemonize() -> std::io::Result<()> {
+    let (r, w) = nix::unistd::pipe().map_err(errno)?;
+    // SAFETY: the process is single-threaded here, so the child may run any code.
+    match unsafe { nix::unistd::fork() }.map_err(errno)? {
+        nix::unistd::ForkResult::Parent { .. } => {
+            drop(w);
+            let mut b = [0u8; 1];
+            let ok = std::fs::File::from(r)
+                .read(&mut b)
+                .map(|n| n == 1)
+                .unwrap_or(false);
+            std::process::exit(if ok { 0 } else { 1 });
+        }
+        nix::unistd::ForkResult::Child => {
+            drop(r);
+            let _ = nix::unistd::setsid();
+            READY_FD.store(w.as_raw_fd(), std::sync::atomic::Ordering::Relaxed);
+            std::mem::forget(w);
+            Ok(())
+        }
+    }
+}
+
+pub(super) fn finish_daemonize() {
+    let fd = READY_FD.swap(-1, std::sync::atomic::Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: fd is the pipe's write end that daemonize() leaked for us.
+        let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let _ = f.write_all(b"1");
+        if let Ok(null) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+        {
+            for target in 0..3 {
+                let _ = nix::unistd::dup2(null.as_raw_fd(), target);
+            }
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! The guard's event sources: the descriptors the loop polls (signals,
+//! timer, module status, PSI trigger, kernel log, victims' pidfds,
+//! mountinfo) and the readings that become [`Event`]s and [`Facts`]. No
+//! decisions here: what an event means is the machine's.
+
+use super::kernel_text;
+use super::machine::{Event, Facts};
+use crate::log::Log;
+use crate::params::Params;
+use crate::paths;
+use crate::root::Root;
+use crate::status;
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::SigSet;
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::stat::Mode as FMode;
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+
+pub(super) fn errno(e: nix::Error) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e as i32)
+}
+
+/// CLOCK_BOOTTIME in ms (counts suspend, like the kernel's timers).
+pub fn now_ms() -> u64 {
+    let t =
+        nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).unwrap_or(TimeSpec::new(0, 0));
+    t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000
+}
+
+pub(super) fn open_raw(path: &std::path::Path, flags: OFlag) -> std::io::Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        path,
+        flags | OFlag::O_CLOEXEC,
+        FMode::from_bits_truncate(0o644),
+    )
+    .map_err(errno)?;
+    // SAFETY: open returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn fs_is(fd: &impl AsFd, magic: nix::sys::statfs::FsType) -> bool {
+    nix::sys::statfs::fstatfs(fd)
+        .map(|s| s.filesystem_type() == magic)
+        .unwrap_or(false)
+}
+
+/// Which source woke the loop.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Src {
+    Signal,
+    Timer,
+    Status,
+    Psi,
+    Mountinfo,
+    Kmsg,
+    Victim(u32),
+}
+
+/// What a ready source gave: events for the machine, or something for the
+/// loop itself.
+pub(super) enum Input {
+    Event(Event),
+    /// TERM/INT (stop) or HUP (reload).
+    Signal(u32),
+    /// Mount activity, or a re-check after it (the attempt).
+    MountCheck(u32),
+    /// The timer fired at a machine deadline.
+    Deadline,
+}
+
+pub(super) struct Sources {
+    root: Root,
+    sigfd: SignalFd,
+    timer: TimerFd,
+    timer_at: Option<u64>,
+    status_fd: Option<std::fs::File>,
+    status_pollable: bool,
+    psi: Option<OwnedFd>,
+    psi_error: Option<String>,
+    psi_wanted: bool,
+    mountinfo: Option<OwnedFd>,
+    pub(super) procfd: Option<OwnedFd>,
+    kmsg: Option<std::fs::File>,
+    vmstat_kills: Option<u64>,
+    /// /proc/vmstat as read by this wake-up's [`Sources::check_vmstat`]:
+    /// the next [`Sources::facts`] uses it instead of reading it again.
+    vmstat_now: Option<String>,
+    /// Page size in kB, for vmstat's page counts.
+    page_kb: i64,
+    /// After mount activity without a visible switch yet (PID 1 chroots a
+    /// moment after the last mount event), a few re-checks: (when, attempt).
+    mount_recheck: Option<(u64, u32)>,
+    /// pidfds of OOM victims not yet exited (the machine's WatchExit).
+    victims: Vec<(u32, OwnedFd)>,
+}
+
+/// Re-checks after mount activity: 200 ms, then doubling, 5 in all.
+const MOUNT_RECHECK_MS: u64 = 200;
+const MOUNT_RECHECKS: u32 = 5;
+
+impl Sources {
+    pub(super) fn open(
+        root: Root,
+        kernel_mode: bool,
+        params: &Params,
+        mask: &SigSet,
+        log: &Log,
+    ) -> std::io::Result<Sources> {
+        let sigfd = SignalFd::with_flags(mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(errno)?;
+        let timer = TimerFd::new(
+            ClockId::CLOCK_BOOTTIME,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )
+        .map_err(errno)?;
+        let mut s = Sources {
+            root,
+            sigfd,
+            timer,
+            timer_at: None,
+            status_fd: None,
+            status_pollable: false,
+            psi: None,
+            psi_error: None,
+            psi_wanted: false,
+            mountinfo: None,
+            procfd: None,
+            kmsg: None,
+            vmstat_kills: None,
+            vmstat_now: None,
+            page_kb: nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+                .ok()
+                .flatten()
+                .map_or(4, |b| b / 1024) as i64,
+            mount_recheck: None,
+            victims: Vec::new(),
+        };
+        if kernel_mode {
+            s.open_status(log);
+        }
+        s.open_psi(params);
+        if let Some(e) = &s.psi_error {
+            log.warn(&format!("stall protection unavailable: {e}"));
+        }
+        if s.root.is_system() {
+            s.mountinfo = open_raw(
+                std::path::Path::new("/proc/self/mountinfo"),
+                OFlag::O_RDONLY,
+            )
+            .ok();
+            s.procfd = open_raw(
+                std::path::Path::new("/proc"),
+                OFlag::O_PATH | OFlag::O_DIRECTORY,
+            )
+            .ok();
+        }
+        s.open_kmsg();
+        s.vmstat_kills = s
+            .read_vmstat()
+            .and_then(|t| kernel_text::vmstat_oom_kill(&t));
+        Ok(s)
+    }
+
+    /// on | off | unavailable, for the state file and the start line.
+    pub(super) fn psi_word(&self) -> &'static str {
+        match (&self.psi, self.psi_wanted) {
+            (Some(_), _) => "on",
+            (None, false) => "off",
+            (None, true) => "unavailable",
+        }
+    }
+
+    /// The `oom_kill` counter of /proc/vmstat as last read.
+    pub(super) fn oom_kills(&self) -> u64 {
+        self.vmstat_kills.unwrap_or(0)
+    }
+
+    fn open_status(&mut self, log: &Log) {
+        let path = self.root.join(paths::MODULE_STATUS);
+        match std::fs::File::open(&path) {
+            Ok(f) => {
+                self.status_pollable = fs_is(&f, nix::sys::statfs::SYSFS_MAGIC);
+                self.status_fd = Some(f);
+            }
+            Err(e) => log.warn(&format!(
+                "kernel mode but cannot open {}: {e}",
+                path.display()
+            )),
+        }
+    }
+
+    /// Opens (again) the PSI trigger for these parameters.
+    pub(super) fn open_psi(&mut self, params: &Params) {
+        self.psi = None;
+        self.psi_error = None;
+        self.psi_wanted = params.psi;
+        if !params.psi {
+            return;
+        }
+        let path = self.root.join(paths::PSI_MEMORY);
+        let fd = match open_raw(&path, OFlag::O_RDWR | OFlag::O_NONBLOCK) {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.psi_error = Some(format!(
+                    "cannot open {}: {e} (kernel without PSI, or psi=0 on the command line)",
+                    path.display()
+                ));
+                return;
+            }
+        };
+        if !fs_is(&fd, nix::sys::statfs::PROC_SUPER_MAGIC) {
+            self.psi_error = Some(format!("{} is not in procfs", path.display()));
+            return;
+        }
+        let trig = params.psi_trigger();
+        // The kernel overwrites the last byte written with NUL: send the
+        // terminator ourselves or the window loses its last digit.
+        let mut bytes = trig.clone().into_bytes();
+        bytes.push(0);
+        if let Err(e) = nix::unistd::write(&fd, &bytes) {
+            self.psi_error = Some(format!("PSI trigger {trig:?} refused: {}", e.desc()));
+            return;
+        }
+        self.psi = Some(fd);
+    }
+
+    fn open_kmsg(&mut self) {
+        let path = self.root.join(paths::KMSG);
+        let Ok(f) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+        else {
+            return;
+        };
+        // /dev/kmsg is a character device; a FIFO stands in for it in tests
+        // against a fake root. A regular file would make poll spin.
+        let ft = match f.metadata() {
+            Ok(m) => m.file_type(),
+            Err(_) => return,
+        };
+        if !ft.is_char_device() && !ft.is_fifo() {
+            return;
+        }
+        let mut f = f;
+        let _ = f.seek(SeekFrom::End(0)); // only messages from now on
+        self.kmsg = Some(f);
+    }
+
+    fn read_vmstat(&self) -> Option<String> {
+        std::fs::read_to_string(self.root.join(paths::VMSTAT)).ok()
+    }
+
+    /// The measurements handed to the machine with an event.
+    pub(super) fn facts(&mut self) -> Facts {
+        let meminfo = std::fs::read_to_string(self.root.join(paths::MEMINFO)).ok();
+        let page_kb = self.page_kb;
+        let vmstat = self.vmstat_now.take().or_else(|| self.read_vmstat());
+        Facts {
+            now_ms: now_ms(),
+            mem_available_kb: meminfo.as_deref().and_then(kernel_text::mem_available_kb),
+            mem_total_kb: meminfo.as_deref().and_then(kernel_text::mem_total_kb),
+            net_freed_kb: vmstat
+                .as_deref()
+                .and_then(kernel_text::vmstat_net_freed_pages)
+                .map(|p| p.wrapping_mul(page_kb)),
+        }
+    }
+
+    /// A wake-up's unused vmstat reading must not look fresh to the next.
+    pub(super) fn forget_readings(&mut self) {
+        self.vmstat_now = None;
+    }
+
+    /// The module's status, read again from the start.
+    pub(super) fn read_status(&mut self) -> Option<status::ModuleStatus> {
+        let f = self.status_fd.as_mut()?;
+        let mut s = String::new();
+        f.seek(SeekFrom::Start(0)).ok()?;
+        f.take(64 * 1024).read_to_string(&mut s).ok()?;
+        Some(status::parse(&s))
+    }
+
+    /// The timer at the earlier of the machine's deadline and a mount re-check.
+    pub(super) fn arm_timer(&mut self, deadline: Option<u64>) {
+        let want = match (deadline, self.mount_recheck.map(|(t, _)| t)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if want == self.timer_at {
+            return;
+        }
+        self.timer_at = want;
+        let _ = match want {
+            None => self.timer.unset(),
+            Some(ms) => self.timer.set(
+                Expiration::OneShot(TimeSpec::new(
+                    (ms / 1000) as i64,
+                    ((ms % 1000) * 1_000_000) as i64,
+                )),
+                TimerSetTimeFlags::TFD_TIMER_ABSTIME,
+            ),
+        };
+    }
+
+    /// Blocks until a source is ready; the ready ones and their revents.
+    pub(super) fn wait(&mut self) -> Result<Vec<(Src, PollFlags)>, nix::Error> {
+        let mut srcs: Vec<Src> = vec![Src::Signal, Src::Timer];
+        let mut fds: Vec<PollFd> = vec![
+            PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.timer.as_fd(), PollFlags::POLLIN),
+        ];
+        if let (Some(f), true) = (&self.status_fd, self.status_pollable) {
+            srcs.push(Src::Status);
+            fds.push(PollFd::new(
+                f.as_fd(),
+                PollFlags::POLLPRI | PollFlags::POLLERR,
+            ));
+        }
+        if let Some(f) = &self.psi {
+            srcs.push(Src::Psi);
+            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLPRI));
+        }
+        if let Some(f) = &self.mountinfo {
+            srcs.push(Src::Mountinfo);
+            fds.push(PollFd::new(
+                f.as_fd(),
+                PollFlags::POLLPRI | PollFlags::POLLERR,
+            ));
+        }
+        if let Some(f) = &self.kmsg {
+            srcs.push(Src::Kmsg);
+            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+        }
+        for (pid, fd) in &self.victims {
+            srcs.push(Src::Victim(*pid));
+            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(srcs
+            .iter()
+            .zip(fds.iter())
+            .filter_map(|(s, f)| f.revents().filter(|r| !r.is_empty()).map(|r| (*s, r)))
+            .collect())
+    }
+
+    /// Reads a ready source.
+    pub(super) fn read(&mut self, src: Src, rev: PollFlags, log: &Log) -> Vec<Input> {
+        let mut out = Vec::new();
+        match src {
+            Src::Signal => {
+                while let Ok(Some(si)) = self.sigfd.read_signal() {
+                    out.push(Input::Signal(si.ssi_signo));
+                }
+            }
+            Src::Timer => {
+                let _ = self.timer.wait(); // consumes the expiry (non-blocking)
+                self.timer_at = None;
+                match self.mount_recheck {
+                    Some((at, attempt)) if now_ms() >= at => {
+                        self.mount_recheck = None;
+                        out.push(Input::MountCheck(attempt + 1));
+                    }
+                    _ => {}
+                }
+                out.push(Input::Deadline);
+            }
+            Src::Status => {
+                if let Some(s) = self.read_status() {
+                    out.push(Input::Event(Event::Module(s)));
+                }
+            }
+            Src::Psi => {
+                if rev.contains(PollFlags::POLLERR) {
+                    log.warn("PSI trigger went away; stall protection off");
+                    self.psi = None;
+                } else {
+                    out.push(Input::Event(Event::Psi));
+                    self.check_vmstat(&mut out);
+                }
+            }
+            Src::Mountinfo => out.push(Input::MountCheck(0)),
+            Src::Victim(pid) => {
+                self.unwatch(pid);
+                out.push(Input::Event(Event::VictimExited(pid)));
+            }
+            Src::Kmsg => {
+                self.read_kmsg(&mut out);
+                self.check_vmstat(&mut out);
+                // Only a FIFO hangs up (its writer went away); /dev/kmsg
+                // signals POLLERR on overrun, which the next read handles.
+                if rev.contains(PollFlags::POLLHUP) {
+                    self.kmsg = None;
+                }
+            }
+        }
+        out
+    }
+
+    /// A rise of vmstat's `oom_kill` not already named in the kernel log.
+    fn check_vmstat(&mut self, out: &mut Vec<Input>) {
+        let text = self.read_vmstat();
+        let now = text.as_deref().and_then(kernel_text::vmstat_oom_kill);
+        if let (Some(old), Some(new)) = (self.vmstat_kills, now) {
+            if new > old
+                && !out
+                    .iter()
+                    .any(|e| matches!(e, Input::Event(Event::OomKill(_))))
+            {
+                out.push(Input::Event(Event::OomKill(None)));
+            }
+        }
+        if now.is_some() {
+            self.vmstat_kills = now;
+        }
+        self.vmstat_now = text;
+    }
+
+    fn read_kmsg(&mut self, out: &mut Vec<Input>) {
+        let Some(f) = self.kmsg.as_mut() else { return };
+        let mut buf = [0u8; 8192];
+        // One read is one record; stop at EAGAIN. Bounded so a flood of
+        // messages cannot keep the guard from its other sources.
+        for _ in 0..256 {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    // A kmsg record's continuation lines never match; a FIFO
+                    // read may hold several lines.
+                    for line in String::from_utf8_lossy(&buf[..n]).lines() {
+                        if let Some(v) = kernel_text::parse_kill(line) {
+                            out.push(Input::Event(Event::OomKill(Some(v))));
+                        }
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue, // overrun: skip ahead
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Switch-root seen and handled (or failed for good): no more mount checks.
+    pub(super) fn stop_mount_checks(&mut self) {
+        self.mountinfo = None;
+        self.mount_recheck = None;
+    }
+
+    /// No switch visible yet after mount activity: look again later.
+    pub(super) fn recheck_mounts(&mut self, attempt: u32) {
+        if attempt < MOUNT_RECHECKS {
+            self.mount_recheck = Some((now_ms() + (MOUNT_RECHECK_MS << attempt), attempt));
+        }
+    }
+
+    /// Starts watching `pid` for its exit; false when it is gone already or
+    /// cannot be watched (then nobody waits for it).
+    pub(super) fn watch_exit(&mut self, pid: u32) -> bool {
+        if !self.root.is_system() {
+            return false; // a fake root's pids are not this machine's
+        }
+        self.victims.retain(|(p, _)| *p != pid);
+        // SAFETY: pidfd_open takes two integers and returns a new descriptor
+        // or -1; no memory is passed.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        if fd < 0 {
+            return false; // ESRCH: exited already; ENOSYS: kernel before 5.3
+        }
+        // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+        self.victims.push((pid, fd));
+        true
+    }
+
+    pub(super) fn unwatch(&mut self, pid: u32) {
+        self.victims.retain(|(p, _)| *p != pid);
+    }
+}
