@@ -1,11 +1,18 @@
 #![no_main]
-//! The kernel command line and /run/oom-ext/params: parse anything, stay in bounds.
+//! The kernel command line (raw bytes, as /proc/cmdline holds them) and
+//! /run/oom-ext/params: parse anything, stay in bounds.
 use libfuzzer_sys::fuzz_target;
 use oom_ext::params::{check_flag_path, Params, NUMERIC};
 
 fuzz_target!(|data: &[u8]| {
-    let line = String::from_utf8_lossy(data);
-    for p in [oom_ext::cmdline::parse(&line).0, Params::from_file(&line).0] {
+    let (from_cmdline, diags) = oom_ext::cmdline::parse(data);
+    for d in diags {
+        let s = d.to_string();
+        assert!(!s.contains('\n') && !s.contains('\u{1b}') && s.len() < 512);
+    }
+    // Params::from_file takes text: a non-UTF-8 line can only be invalid.
+    let text = String::from_utf8_lossy(data);
+    for p in [from_cmdline, Params::from_file(&text).0] {
         for (k, min, max) in NUMERIC {
             let v: u32 = p.get(k).unwrap().parse().unwrap();
             assert!(v >= *min && v <= *max);
