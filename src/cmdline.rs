@@ -232,6 +232,48 @@ pub fn parse(line: impl AsRef<[u8]>) -> (Params, Vec<Diagnostic>) {
     (params, diags)
 }
 
+/// `/run/oom-ext/params` content read over the parameters in effect
+/// (SIGHUP): line by line as bytes; a bad value keeps the value in effect
+/// (not the default), a line that is not UTF-8 or has no `=` is one
+/// problem; unknown keys (a newer init) are skipped quietly.
+pub fn params_over(base: &Params, text: &[u8]) -> (Params, Vec<String>) {
+    let mut p = base.clone();
+    let mut problems = Vec::new();
+    for (n, raw) in text.split(|&b| b == b'\n').enumerate() {
+        let raw = skip_spaces(raw);
+        let raw = &raw[..raw.len() - raw.iter().rev().take_while(|&&b| kernel_isspace(b)).count()];
+        if raw.is_empty() || raw[0] == b'#' {
+            continue;
+        }
+        let Ok(line) = std::str::from_utf8(raw) else {
+            problems.push(format!(
+                "line {} is not UTF-8: \"{}\"",
+                n + 1,
+                escape_bytes(raw)
+            ));
+            continue;
+        };
+        let Some((k, v)) = line.split_once('=') else {
+            problems.push(format!(
+                "line {} has no '=': \"{}\"",
+                n + 1,
+                escape_value(line)
+            ));
+            continue;
+        };
+        match p.set(k, v) {
+            Ok(()) | Err(Refusal::UnknownKey) => {}
+            Err(e) => problems.push(format!(
+                "{}=\"{}\": {e}, keeping {}",
+                escape_value(k),
+                escape_value(v),
+                p.get(k).unwrap_or_default()
+            )),
+        }
+    }
+    (p, problems)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,5 +488,25 @@ mod tests {
             (params.psi_kill_ms, params.psi_stall_ms, params.enabled),
             (0, 20, false)
         );
+    }
+
+    #[test]
+    fn defect_10_a_bad_value_on_reload_keeps_the_value_in_effect() {
+        let mut base = Params::default();
+        base.set("bufsize", "1").unwrap();
+        let (p, problems) = params_over(&base, b"bufsize=abc\ngracetime=5\n");
+        assert_eq!((p.bufsize, p.gracetime), (1, 5), "not the 32 MiB default");
+        assert_eq!(
+            problems,
+            vec!["bufsize=\"abc\": not a number in 0..4096, keeping 1"]
+        );
+        // One bad byte loses one line, not the file.
+        let (p, problems) = params_over(
+            &base,
+            b"psi_kill_ms=0\nkernel=caf\xe9\nno equals\nfuture=1\n",
+        );
+        assert_eq!(p.psi_kill_ms, 0);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("caf\\xe9"), "{problems:?}");
     }
 }

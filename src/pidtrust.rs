@@ -85,6 +85,26 @@ fn has_open(pid: u32, dev: u64, ino: u64) -> Option<bool> {
     )
 }
 
+/// The guard holding the lock under `root`: the pid in the lock file's
+/// first line or a taker in /proc/locks, whichever has the lock file open
+/// and runs an oom-ext. For a lock just taken (the file not yet written)
+/// the taker is the guard.
+pub fn lock_holder(root: &Root) -> Option<u32> {
+    let (id, dev) = lock_id(root)?;
+    let locks = rootfs::read_small(&Root::system(), "proc/locks")?;
+    let holders = flock_holders(&locks, id);
+    let in_file = rootfs::read_small(root, paths::LOCKFILE).and_then(|b| {
+        let first = b.split(|&c| c == b'\n').next()?;
+        std::str::from_utf8(first).ok()?.trim().parse::<u32>().ok()
+    });
+    in_file
+        .into_iter()
+        .chain(holders.iter().copied())
+        .find(|&pid| {
+            has_open(pid, dev, id.2).unwrap_or_else(|| holders.contains(&pid)) && exe_is_ours(pid)
+        })
+}
+
 /// The pid of the guard that holds the lock under `root`, if any; `claimed`
 /// (e.g. from the pidfile) is believed only if it is that guard.
 pub fn verified_guard(root: &Root, claimed: Option<u32>) -> Option<u32> {

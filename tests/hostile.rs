@@ -496,3 +496,130 @@ fn trust_in_pids_the_real_guard_is_believed_and_a_swapped_pidfile_is_not() {
     g.wait().unwrap();
     std::fs::remove_dir_all(r).unwrap();
 }
+
+fn guard_root(tag: &str, params: &str) -> PathBuf {
+    let r = fake_root(tag);
+    for d in ["proc/self", "proc/sys/kernel"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::write(r.join("run/oom-ext/mode"), "fallback\n").unwrap();
+    std::fs::write(r.join("run/oom-ext/params"), params).unwrap();
+    std::fs::write(r.join("proc/self/oom_score_adj"), "0\n").unwrap();
+    r
+}
+
+fn start_guard(r: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_oom-ext"))
+        .arg("--root")
+        .arg(r)
+        .arg("guard")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(15), "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(pid: u32, s: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), s).unwrap();
+}
+
+fn state(r: &Path) -> String {
+    std::fs::read_to_string(r.join("run/oom-ext/guard.state")).unwrap_or_default()
+}
+
+#[test]
+fn defect_09_a_fifo_params_file_on_sighup_does_not_block_the_guard() {
+    use nix::sys::signal::Signal;
+    let r = guard_root("d09g", "bufsize=0\n");
+    let mut g = start_guard(&r);
+    wait_until("guard started", || state(&r).contains("pid="));
+    std::fs::remove_file(r.join("run/oom-ext/params")).unwrap();
+    nix::unistd::mkfifo(
+        &r.join("run/oom-ext/params"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    signal(g.id(), Signal::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(g.id(), Signal::SIGTERM);
+    let start = Instant::now();
+    wait_until("guard stopped on SIGTERM after a HUP with a FIFO", || {
+        g.try_wait().unwrap().is_some()
+    });
+    assert!(start.elapsed() < Duration::from_secs(10));
+    std::fs::remove_dir_all(r).unwrap();
+}
+
+#[test]
+fn defect_10_a_bad_value_on_sighup_keeps_the_current_value() {
+    use nix::sys::signal::Signal;
+    let r = guard_root("d10", "bufsize=1\n");
+    let mut g = start_guard(&r);
+    wait_until("guard armed with 1 MiB", || {
+        state(&r).contains("buffer_bytes=1048576")
+    });
+    std::fs::write(r.join("run/oom-ext/params"), "bufsize=abc\nenabled=0\n").unwrap();
+    signal(g.id(), Signal::SIGHUP);
+    wait_until("reload logged", || kmsg(&r).contains("keeping 1"));
+    let log = kmsg(&r);
+    assert!(
+        log.contains("bufsize=\"abc\": not a number in 0..4096, keeping 1"),
+        "{log}"
+    );
+    assert!(log.contains("enabled=0 on SIGHUP needs a restart"), "{log}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(state(&r).contains("buffer_bytes=1048576"), "{}", state(&r));
+    signal(g.id(), Signal::SIGTERM);
+    g.wait().unwrap();
+    std::fs::remove_dir_all(r).unwrap();
+}
+
+#[test]
+fn defect_11_adopt_racing_a_starting_guard_always_knows_the_pid() {
+    use nix::sys::signal::Signal;
+    let r = guard_root("d11", "bufsize=0\n");
+    for i in 0..15 {
+        let _ = std::fs::remove_file(r.join("run/oom-ext/guard.lock"));
+        let _ = std::fs::remove_file(r.join("run/oom-ext/guard.pid"));
+        let mut g = start_guard(&r);
+        let adopt = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
+            .arg("--root")
+            .arg(&r)
+            .args(["guard", "--adopt"])
+            .output()
+            .unwrap();
+        // Either adopt won the lock (it daemonized: exit 0 and the started
+        // guard stepped aside) or it adopted the started one: never "pid
+        // unknown".
+        assert_eq!(
+            adopt.status.code(),
+            Some(0),
+            "run {i}: {}",
+            kmsg(&r)
+                .lines()
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        let _ = g.try_wait();
+        wait_until("a pidfile", || r.join("run/oom-ext/guard.pid").exists());
+        let pid: u32 = std::fs::read_to_string(r.join("run/oom-ext/guard.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        signal(pid, Signal::SIGTERM);
+        wait_until("the guard stopped", || !alive(pid as i32));
+        let _ = g.wait();
+    }
+    assert!(!kmsg(&r).contains("pid unknown"), "{}", kmsg(&r));
+    std::fs::remove_dir_all(r).unwrap();
+}

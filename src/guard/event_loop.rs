@@ -185,7 +185,18 @@ impl Guard {
 
     /// SIGHUP: the parameters again, from the same place as at start.
     fn reload(&mut self, log: &Log) {
-        let (_, params) = setup::load_config(&self.root, log);
+        // Read capped and without blocking (a FIFO there is refused, not
+        // waited on); a bad value keeps the value in effect.
+        let params = match crate::rootfs::read_small(&self.root, crate::paths::PARAMS) {
+            Some(text) => {
+                let (p, problems) = crate::cmdline::params_over(self.machine.params(), &text);
+                for pr in problems {
+                    log.warn(&format!("/{}: {pr}", crate::paths::PARAMS));
+                }
+                p
+            }
+            None => setup::load_config(&self.root, log).1,
+        };
         let f = self.sources.facts();
         let acts = self.machine.handle(Event::Reload(params), f);
         let _ = self.execute(acts, f, log);

@@ -18,20 +18,20 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 /// Which mode and parameters this guard runs with: `/run/oom-ext/{mode,params}`
 /// written by `init`, else its own reading of the command line.
 pub(super) fn load_config(root: &Root, log: &Log) -> (Mode, Params) {
-    let params = match std::fs::read_to_string(root.join(paths::PARAMS)) {
-        Ok(text) => {
-            let (p, problems) = Params::from_file(&text);
+    let params = match crate::rootfs::read_small(root, paths::PARAMS) {
+        Some(text) => {
+            let (p, problems) = crate::cmdline::params_over(&Params::default(), &text);
             for pr in problems {
                 log.warn(&format!("{}: {pr}", paths::PARAMS));
             }
             p
         }
-        Err(_) => {
+        None => {
             cmdline::parse(crate::rootfs::read_small(root, paths::CMDLINE).unwrap_or_default()).0
         }
     };
-    let mode = std::fs::read_to_string(root.join(paths::MODE))
-        .ok()
+    let mode = crate::rootfs::read_small(root, paths::MODE)
+        .and_then(|m| String::from_utf8(m).ok())
         .and_then(|m| Mode::parse(&m));
     let mode = match mode {
         Some(m) => m,
@@ -67,9 +67,9 @@ pub(super) fn take_lock(root: &Root, resume: bool) -> std::io::Result<Lock> {
     match nix::Error::result(r) {
         Ok(_) => Ok(Lock::Mine(file)),
         Err(nix::Error::EWOULDBLOCK) => {
-            let holder = std::fs::read_to_string(&path)
-                .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok());
+            // Who holds it, from the kernel (not the file, which a
+            // starting guard may not have written yet).
+            let holder = crate::pidtrust::lock_holder(root);
             if resume && holder == Some(std::process::id()) {
                 // Our pre-exec self holds it through the inherited descriptor.
                 Ok(Lock::Mine(file))
@@ -82,9 +82,12 @@ pub(super) fn take_lock(root: &Root, resume: bool) -> std::io::Result<Lock> {
 }
 
 pub(super) fn write_pid(root: &Root, lock: &mut std::fs::File, pid: u32) -> std::io::Result<()> {
-    lock.set_len(0)?;
+    // Overwrite, then cut: the file is never empty (readers take its
+    // first line).
+    let line = format!("{pid}\n");
     lock.seek(SeekFrom::Start(0))?;
-    lock.write_all(format!("{pid}\n").as_bytes())?;
+    lock.write_all(line.as_bytes())?;
+    lock.set_len(line.len() as u64)?;
     write_atomic(&root.join(paths::PIDFILE), &format!("{pid}\n"))
 }
 

@@ -291,7 +291,20 @@ impl Machine {
         }
     }
 
-    fn on_reload(&mut self, params: Params, out: &mut Vec<Action>) {
+    fn on_reload(&mut self, mut params: Params, out: &mut Vec<Action>) {
+        if params.enabled != self.params.enabled {
+            // Turning oom_ext off or on is init's decision (module load,
+            // mode): not a run-time change.
+            out.push(Action::Log(
+                Level::Warning,
+                format!(
+                    "enabled={} on SIGHUP needs a restart (oom_ext=0 on the kernel command line, or stop the guard): keeping enabled={}",
+                    u8::from(params.enabled),
+                    u8::from(self.params.enabled)
+                ),
+            ));
+            params.enabled = self.params.enabled;
+        }
         let old = std::mem::replace(&mut self.params, params);
         if old.psi_trigger() != self.params.psi_trigger() || old.psi != self.params.psi {
             out.push(Action::ReopenPsi);
