@@ -273,3 +273,39 @@ fn measured_storm_is_killed_before_its_first_freeze() {
         kill.0
     );
 }
+
+#[test]
+fn measured_thrash_is_killed_before_its_freeze() {
+    // PSI full stays at 10-25 % for 20 s while dd streams and memory is
+    // still there: no kill for that; the kill comes with the floor.
+    let r = replay(traces::THRASH, PROBE_TOTAL_KB);
+    let kill = r
+        .iter()
+        .find(|(_, x, _)| *x == Response::Kill)
+        .expect("a kill");
+    let (freeze_end, len) = first_freeze(traces::THRASH, 2000).unwrap();
+    assert!(
+        kill.0 < freeze_end - len,
+        "kill at {} ms, freeze {len} ms to {freeze_end} ms: {r:#?}",
+        kill.0
+    );
+    assert!(kill.2.contains("exhausted"), "{r:#?}");
+}
+
+#[test]
+fn measured_swap_leak_is_killed_in_its_first_long_freeze() {
+    // RAM full, swap falling at the throttled disk's pace: the headroom
+    // (with swap) is 200+ MiB, so neither runway nor floor calls it harm;
+    // the freeze does. The heartbeat froze from 53.5 s to 60.0 s (6.5 s;
+    // the sampler froze too, so the trace's own gap column misses it):
+    // the kill comes inside that freeze, not before it (a case the model
+    // loses to the old rules, which killed at 39 s: docs/stall.md).
+    let r = replay(traces::SWAPLEAK, PROBE_TOTAL_KB);
+    assert_eq!(r[0].1, Response::Release, "{r:#?}");
+    let kill = r
+        .iter()
+        .find(|(_, x, _)| *x == Response::Kill)
+        .expect("a kill");
+    assert!(kill.0 > 53_500 && kill.0 < 60_000, "{r:#?}");
+    assert!(kill.2.starts_with("memory freeze"), "{r:#?}");
+}
