@@ -82,7 +82,7 @@ SUBST         = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@PKGLIBDIR@|$(PKGLIBDIR)
 # Kernel for dkms-install: the running one unless KVER is given.
 KVER         ?= $(shell uname -r)
 
-.PHONY: all check install install-files install-enable uninstall \
+.PHONY: all check bench install install-files install-enable uninstall \
         dkms-install dkms-uninstall clean
 
 all: $(STD_DEPS)
@@ -101,6 +101,13 @@ target/musl-link/libunwind.a: tools/musl/unwind-stub.c
 
 check:
 	tests/check
+
+# The benchmark against the peers (docs/bench/README.md): every guard and
+# workload, 3 runs each, on both kernels, two guests at a time: about 14 h
+# on a 2-core TCG host. A smaller run: make bench BENCH_ARGS="--reps 1 ...".
+BENCH_ARGS ?= --reps 3 --kernels 6.1,6.12 --jobs 2
+bench:
+	tests/vm/bench-stall $(BENCH_ARGS)
 
 install: install-files
 ifeq ($(SYSTEMD_ENABLE),yes)

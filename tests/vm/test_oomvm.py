@@ -1,12 +1,14 @@
 """Unit tests of the suite's own pure logic: python3 -m unittest tests/vm/test_oomvm.py"""
 
+import json
 import pathlib
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from oomvm import qemu, versions                     # noqa: E402
+from oomvm import benchreport, qemu, stall, versions  # noqa: E402
 from oomvm.expect import Expect                      # noqa: E402
 from oomvm.scenarios import BY_NAME                  # noqa: E402
 
@@ -61,6 +63,83 @@ class Results(unittest.TestCase):
         e = Expect(bare)
         BY_NAME["storm-control"].check(e)
         self.assertEqual(e.failures, [])
+
+
+def saved_run(outdir, workload, guard, beats, facts, outcome="finished", reboot_at=None):
+    """A stall run's directory as stall.boot leaves it: run.json and results.timed."""
+    outdir.mkdir(parents=True)
+    lines = ["   1.00 OOMTEST boot=1", "   1.10 OOMTEST kernel=6.1.0-57-amd64", "  10.00 OOMTEST stall_start_ms=1"]
+    t = 10.0
+    for n, gap in enumerate(beats):
+        t += gap / 1000
+        lines.append(f"{t:7.2f} OOMTEST hb {n} gap_ms={gap}")
+    if reboot_at is None:
+        lines.append(f"{t + 0.1:7.2f} OOMTEST stall_end_ms=2")
+        facts = {"finished": "1", **facts}
+        lines += [f"{t + 3.2:7.2f} OOMTEST {k}={v}" for k, v in facts.items()]
+        lines.append(f"{t + 4:7.2f} OOMTEST done=1")
+    else:
+        lines += [f"{reboot_at:7.2f} OOMTEST boot=2"] + [f"{reboot_at + 1:7.2f} OOMTEST {k}={v}"
+                                                          for k, v in facts.items()]
+        lines.append(f"{reboot_at + 2:7.2f} OOMTEST done=1")
+    (outdir / "results.timed").write_text("\n".join(lines) + "\n")
+    (outdir / "run.json").write_text(json.dumps(dict(workload=workload, guard=guard, series="6.1", outcome=outcome,
+                                                     detail="", wall_s=100.0, hang_s=180)))
+    meta, run = stall.load_run(outdir)
+    return stall.outcome(run, workload, guard, "6.1")
+
+
+class Bench(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = pathlib.Path(self.tmp.name)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_measures_from_the_saved_beats(self):
+        o = saved_run(self.dir / "a", "storm", "none", [100] * 98 + [5000, 100, 100],
+                      {"worst_gap_ms": "5000", "kernel_kills": "hog:12,journald:3", "bystander_alive": "1"})
+        self.assertEqual(o.worst_gap_ms, 5000)
+        self.assertEqual(o.p99_gap_ms, 100)          # 1 of 101 beats is above the 99th percentile
+        self.assertAlmostEqual(o.answer_s, 14.8, places=1)
+        self.assertEqual([(k.comm, k.hog, k.own) for k in o.kills], [("hog", True, True), ("journald", False, False)])
+        self.assertEqual(len(o.innocent), 1)
+
+    def test_near_miss_job_killed_is_a_miss_not_an_innocent(self):
+        o = saved_run(self.dir / "a", "nearmiss-hold", "earlyoom", [100] * 50,
+                      {"worst_gap_ms": "100", "earlyoom_kills": "job:40", "job_rc": "143"})
+        self.assertIs(o.job_survived, False)
+        self.assertEqual(len(o.missed), 1)
+        self.assertEqual(o.innocent, [])
+        self.assertEqual(o.answer_s, 0.0)
+
+    def test_reboot_counts_until_the_next_boot_answers(self):
+        o = saved_run(self.dir / "a", "gracetime", "oom_ext", [100] * 20, {"report_log": "boot abc hung"},
+                      reboot_at=80.0)
+        self.assertTrue(o.rebooted and o.finished)
+        self.assertEqual(o.answer_s, 70.0)
+        self.assertGreater(o.worst_gap_ms, 60000)    # the last beat to the next boot
+
+    def test_outputs(self):
+        runs = [saved_run(self.dir / f"r{i}", w, g, [100] * 30 + [gap], {"worst_gap_ms": str(gap)})
+                for i, (w, g, gap) in enumerate([("storm", "none", 9000), ("storm", "oom_ext", 700),
+                                                 ("storm", "earlyoom", 300)])]
+        idle = saved_run(self.dir / "idle", "idle", "earlyoom", [],
+                         {"idle_seconds": "60", "idle_wakeups": "600", "idle_cpu_ms": "120", "idle_rss_kb": "2000"})
+        out = self.dir / "docs"
+        rows = benchreport.write_all(out, runs + [idle], ["storm", "idle"], ["none", "earlyoom", "oom_ext"],
+                                     {"kind": "PARTIAL RUN"})
+        md = (out / "results.md").read_text()
+        self.assertIn("| storm | 9.0 | **0.3** | 0.7 |", md)
+        self.assertIn("| 6.1.0-57-amd64 | earlyoom | 1 | 10.00 | 120 | 2000 |", md)
+        self.assertEqual(len((out / "results.csv").read_text().splitlines()), 5)
+        self.assertEqual(len(json.loads((out / "results.json").read_text())["runs"]), 4)
+        self.assertEqual([r["guard"] for r in rows if r["workload"] == "storm"], ["none", "earlyoom", "oom_ext"])
+        if benchreport.plot_python() is None:
+            self.skipTest("no python3 with matplotlib: the PNGs were not checked")
+        for png in ("freeze.png", "timeline-storm.png"):
+            self.assertEqual((out / png).read_bytes()[:4], b"\x89PNG", png)
 
 
 if __name__ == "__main__":

@@ -141,8 +141,9 @@ class Image:
 
 def _project_key(base):
     repo_files = cache.project_files(REPO)
-    # The suite itself is not in the image (the harness comes on its own disk).
-    inputs = [f for f in repo_files if not f.startswith("tests/vm/") and not f.endswith(".md")]
+    # The suite itself is not in the image (the harness comes on its own disk),
+    # nor are docs/ (the benchmark writes its plots there).
+    inputs = [f for f in repo_files if not f.startswith(("tests/vm/", "docs/")) and not f.endswith(".md")]
     recipe = cache.hash_files(HERE, [str(p.relative_to(HERE)) for p in (HERE / "image/etc").rglob("*")])
     return cache.key_of(base.name, cache.hash_files(REPO, inputs), IMAGE_RECIPE_VERSION, recipe)
 

@@ -15,6 +15,7 @@ guards are compared within one run of the benchmark (tests/vm/bench-stall).
 """
 
 import dataclasses
+import json
 import pathlib
 import re
 import statistics
@@ -37,10 +38,22 @@ COMMON_CMDLINE = "no_timer_check nowatchdog systemd.mask=serial-getty@hvc0.servi
 class Workload:
     name: str
     script: str           # guest/scenarios/<script>.sh
-    hog: str              # regex over comm: the processes that hog memory
+    hog: str              # regex over comm (or systemd-oomd's unit): the intended victims; None: nobody
     doc: str
-    swap: bool = False    # needs the throttled swap disk
+    swap: str = ""        # size of the throttled swap disk, none if empty
+    own: str = None       # regex: the workload's own processes (default: hog); killing others is innocent
+    args: str = ""        # more guest command-line words
+    reboots: int = 0      # boots expected after the first (gracetime)
 
+    def owns(self, comm):
+        return bool(re.search(self.own or self.hog or "^$", comm)) or comm == WORKLOAD_UNIT
+
+    def intended(self, comm):
+        return self.hog is not None and (bool(re.search(self.hog, comm)) or comm == WORKLOAD_UNIT)
+
+
+# systemd-oomd kills a cgroup; its log names the unit.
+WORKLOAD_UNIT = "stall-workload.service"
 
 WORKLOADS = {w.name: w for w in (
     Workload("storm", "stall-storm", r"^hog$",
@@ -50,14 +63,35 @@ WORKLOADS = {w.name: w for w in (
              "anonymous hog holding MemAvailable at 8 MiB while dd streams the root disk"),
     Workload("swapleak", "stall-swapleak", r"^leaker$",
              "8 MiB/s leak into 256 MiB of swap on a disk throttled to 4 MiB/s, 100 IOPS",
-             swap=True),
+             swap="256M"),
+    Workload("nearmiss-active", "stall-nearmiss", None,
+             "a job taking all but 6 % of RAM of what is available, writing its pages for 20 s, then "
+             "exiting by itself; no swap: nothing needs to die", own=r"^job$", args="oomtest.nearmiss_mode=active"),
+    Workload("nearmiss-hold", "stall-nearmiss", None,
+             "the same job only holding its memory for 20 s", own=r"^job$", args="oomtest.nearmiss_mode=hold"),
+    Workload("forkstorm", "stall-forkstorm", r"^(hog|forker)$",
+             "a parent forking another hog of 30 % of RAM every second, 35 s, no swap"),
+    Workload("respawn", "stall-respawn", r"^leaker$",
+             "a leak of 150 % of RAM at 8 MiB/s into 1 GiB of swap throttled to 4 MiB/s, restarted 0.5 s "
+             "after every kill, 120 s", swap="1G"),
+    Workload("gracetime", "stall-gracetime", r"^stress-ng",
+             "persistent OOM (stress-ng restarting every killed worker, 150 s) with oom_ext.gracetime=20: "
+             "time from the hang to the machine answering again (after a reboot if the guard reboots)",
+             args="oom_ext.gracetime=20", reboots=1),
+    Workload("idle", "stall-idle", None, "no workload: the guard's cost over 60 s"),
 )}
+# The suite's stall scenarios (and the tables' order of the rest).
+SUITE_WORKLOADS = ("storm", "thrash", "swapleak")
+BENCH_WORKLOADS = tuple(w for w in WORKLOADS)
 
 # The guards compared. Off is off: oom_ext=0 stops init, module and guard;
 # earlyoom is masked in the image and started only by its own runs.
 GUARDS = {
     "none": "oom_ext=0 oomtest.guard=none",
     "earlyoom": "oom_ext=0 oomtest.guard=earlyoom",
+    "nohang": "oom_ext=0 oomtest.guard=nohang",
+    "systemd-oomd": "oom_ext=0 oomtest.guard=systemd-oomd",
+    "mglru": "oom_ext=0 oomtest.guard=mglru",
     "oom_ext": "oomtest.guard=oom_ext",
     # oom_ext with its buffer and gracetime but without stall protection.
     "oom_ext-nopsi": "oomtest.guard=oom_ext oom_ext.psi=0",
@@ -67,7 +101,6 @@ GUARDS = {
 
 # The swap disk: small enough that a leak fills it within the run, slow
 # enough (a throttled virtio disk) that paging freezes the guest.
-SWAP_SIZE = "256M"
 SWAP_BPS = 4 * 1024 * 1024
 SWAP_IOPS = 100
 
@@ -81,25 +114,54 @@ def qemu_args(workload):
         outdir.mkdir(parents=True, exist_ok=True)
         disk = outdir / "swap.qcow2"
         disk.unlink(missing_ok=True)
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), SWAP_SIZE], check=True)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), workload.swap], check=True)
         return ["-drive", f"file={disk},if=virtio,format=qcow2,cache=unsafe,"
                 f"throttling.bps-total={SWAP_BPS},throttling.iops-total={SWAP_IOPS}"]
     return swap_disk
 
 
 def cmdline(workload, guard, extra=""):
-    return " ".join(x for x in (COMMON_CMDLINE, GUARDS[guard], extra) if x)
+    return " ".join(x for x in (COMMON_CMDLINE, GUARDS[guard], WORKLOADS[workload].args, extra) if x)
+
+
+# A guest that prints nothing for this long is hung: the bound of "hung".
+HANG_S = 180
 
 
 def boot(img, outdir, harness, workload, guard, series, timeout_s, extra=""):
-    """One stall run outside the suite (benchmark, demo): its Outcome."""
+    """One stall run outside the suite (benchmark, demo): its Outcome. Saves run.json beside the logs."""
     w = WORKLOADS[workload]
     make_args = qemu_args(w)
     run = qemu.boot(outdir=outdir, image=img.path, harness=harness, kernel=img.kernel(series),
                     initrd=img.initrd(series, "dracut"),
                     cmdline=f"oomtest={w.script} {cmdline(workload, guard, extra)}",
-                    timeout_s=timeout_s, extra_args=make_args(outdir) if make_args else ())
+                    timeout_s=timeout_s, hang_s=HANG_S, expect_reboots=w.reboots,
+                    extra_args=make_args(outdir) if make_args else ())
+    (outdir / "run.json").write_text(json.dumps(dict(
+        workload=workload, guard=guard, series=series, outcome=run.outcome, detail=run.detail,
+        wall_s=run.wall_s, hang_s=HANG_S, panics=run.panics[:4])) + "\n")
     return outcome(run, workload, guard, series)
+
+
+def load_run(outdir):
+    """The Run a saved stall run's directory holds (run.json + results.timed): for --render."""
+    meta = json.loads((outdir / "run.json").read_text())
+    boots = []
+    for line in (outdir / "results.timed").read_text(errors="replace").splitlines():
+        t, _, rest = line.strip().partition(" ")
+        m = qemu.RESULT_RE.search(rest)
+        if not m or HB_RE.match(line):
+            continue
+        key, value = m.groups()
+        if key == "boot":
+            boots.append(qemu.Boot(index=int(value), facts={}, fact_times={}, ticks=[], started=float(t)))
+        if boots:
+            boots[-1].facts[key] = value
+            boots[-1].fact_times[key] = float(t)
+    run = qemu.Run(outcome=meta["outcome"], detail=meta["detail"], boots=boots, wall_s=meta["wall_s"],
+                   console=str(outdir / "console.log"), results=str(outdir / "results.log"),
+                   panics=meta.get("panics", []), warnings=[], kernel_starts=len(boots))
+    return meta, run
 
 
 # ------------------------------------------------------------------ outcome
@@ -111,8 +173,9 @@ HB_RE = re.compile(r"^\s*([\d.]+) OOMTEST hb (\d+) gap_ms=(\d+)")
 class Kill:
     comm: str
     pid: int
-    by: str               # kernel | earlyoom
-    hog: bool
+    by: str               # kernel | earlyoom | nohang | systemd-oomd
+    hog: bool             # an intended victim
+    own: bool = True      # one of the workload's processes (else an innocent)
 
 
 @dataclasses.dataclass
@@ -129,10 +192,23 @@ class Outcome:
     kills: list
     bystander_alive: bool
     facts: dict
+    # The benchmark's measures (issue 15), from the host's copy of the beats.
+    p99_gap_ms: float = None     # 99th percentile of the guest's gaps in the workload window
+    answer_s: float = None       # workload start to the end of the last freeze >= 1 s (to boot 2 if rebooted)
+    rebooted: bool = False
+    report_named: bool = None    # after a reboot: the report unit named the first boot
+    job_survived: bool = None    # the near miss's job exited 0 by itself
+    detail: str = ""
+    timeline: list = dataclasses.field(default_factory=list)  # [s from workload start, gap ms]
 
     @property
     def innocent(self):
-        return [k for k in self.kills if not k.hog]
+        return [k for k in self.kills if not k.own]
+
+    @property
+    def missed(self):
+        """Kills of the workload's own processes that were not meant to die (the near miss's job)."""
+        return [k for k in self.kills if k.own and not k.hog]
 
     def kill_summary(self):
         if not self.kills:
@@ -144,12 +220,13 @@ class Outcome:
 
 
 def _kills(facts, workload):
-    hog = re.compile(WORKLOADS[workload].hog)
+    w = WORKLOADS[workload]
     out = []
-    for key, by in (("kernel_kills", "kernel"), ("earlyoom_kills", "earlyoom")):
+    for key, by in (("kernel_kills", "kernel"), ("earlyoom_kills", "earlyoom"), ("nohang_kills", "nohang"),
+                    ("oomd_kills", "systemd-oomd")):
         for item in filter(None, (facts.get(key) or "").split(",")):
             comm, _, pid = item.rpartition(":")
-            out.append(Kill(comm, int(pid) if pid.isdigit() else -1, by, bool(hog.search(comm))))
+            out.append(Kill(comm, int(pid) if pid.isdigit() else -1, by, w.intended(comm), w.owns(comm)))
     return out
 
 
@@ -183,22 +260,92 @@ def host_gap_ms(run, boot=-1):
     return max((b - a for a, b in zip(window, window[1:])), default=0.0) * 1000
 
 
+def beats(results_timed):
+    """Heartbeats as (host arrival s, guest gap ms, boot number), from results.timed."""
+    out, boot = [], 0
+    try:
+        text = pathlib.Path(results_timed).read_text(errors="replace")
+    except OSError:
+        return out
+    for line in text.splitlines():
+        m = HB_RE.match(line)
+        if m:
+            out.append((float(m.group(1)), int(m.group(3)), boot))
+        elif " OOMTEST boot=" in line:
+            boot += 1
+    return out
+
+
+def percentile(values, q):
+    """Nearest-rank percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    v = sorted(values)
+    return v[max(0, min(len(v) - 1, -(-len(v) * q // 100) - 1))]
+
+
+# A gap this long is a freeze for "answers again".
+FREEZE_MS = 1000
+
+
+def measures(run):
+    """p99 gap, answer time, timeline (see Outcome) from the host's copy of the beats."""
+    if not run.boots or "stall_start_ms" not in run.boots[0].fact_times:
+        return None, None, []
+    first = run.boots[0]
+    start = first.fact_times["stall_start_ms"]
+    rebooted = len(run.boots) > 1
+    if "stall_end_ms" in first.fact_times:
+        end = first.fact_times["stall_end_ms"] + 3
+    elif rebooted:
+        end = run.boots[1].started
+    else:
+        end = float("inf")
+    hb = [(t, gap) for t, gap, b in beats(pathlib.Path(run.results).with_name("results.timed"))
+          if b == 1 and start < t <= end]
+    timeline = [[round(t - start, 2), gap] for t, gap in hb]
+    p99 = percentile([gap for _, gap in hb], 99)
+    if rebooted:
+        # The freeze lasts from the last beat to the next boot's first word.
+        last = hb[-1][0] if hb else start
+        timeline.append([round(run.boots[1].started - start, 2), round((run.boots[1].started - last) * 1000)])
+        return p99, round(run.boots[1].started - start, 2), timeline
+    if run.outcome != "finished":
+        return p99, None, timeline
+    ends = [t for t, gap in timeline if gap >= FREEZE_MS]
+    return p99, (max(ends) if ends else 0.0), timeline
+
+
 def outcome(run, workload, guard, series):
-    facts = run.boots[-1].facts if run.boots else {}
+    # A reboot's facts add to the first boot's (gracetime: the report of boot 2).
+    facts = {}
+    for b in run.boots:
+        facts.update(b.facts)
+    first = run.boots[0].facts if run.boots else {}
 
     def num(key):
         try:
             return float(facts[key])
         except (KeyError, ValueError):
             return None
+    p99, answer, timeline = measures(run)
+    rebooted = len(run.boots) > 1
+    worst = num("worst_gap_ms")
+    if worst is None and timeline and (rebooted or run.outcome != "finished"):
+        worst = max(gap for _, gap in timeline)     # the freeze that never ended in this boot
+    job_rc = first.get("job_rc")
     return Outcome(
         workload=workload, guard=guard, kernel=facts.get("kernel", series),
         run_outcome=run.outcome,
-        finished=run.outcome == "finished" and facts.get("finished") == "1" and "done" in facts,
-        worst_gap_ms=num("worst_gap_ms"), host_gap_ms=host_gap_ms(run), idle_gap_ms=num("idle_gap_ms"),
-        psi_some_ms=_psi_some_ms(facts.get("psi_memory")),
-        kills=_kills(facts, workload), bystander_alive=facts.get("bystander_alive") == "1",
-        facts=facts)
+        finished=run.outcome == "finished" and "done" in facts and (facts.get("finished") == "1" or rebooted
+                                                                      or workload == "idle"),
+        worst_gap_ms=worst, host_gap_ms=host_gap_ms(run, boot=0), idle_gap_ms=num("idle_gap_ms"),
+        psi_some_ms=_psi_some_ms(first.get("psi_memory")),
+        kills=_kills(first, workload), bystander_alive=first.get("bystander_alive") == "1",
+        facts=facts, p99_gap_ms=p99, answer_s=answer, rebooted=rebooted,
+        report_named=(first.get("boot_id", "<none>") in (facts.get("report_log") or "")) if rebooted else None,
+        job_survived=None if job_rc is None and WORKLOADS[workload].own != r"^job$" else job_rc == "0",
+        detail=run.detail, timeline=timeline)
 
 
 # ------------------------------------------------------------------ verdicts
@@ -294,7 +441,7 @@ STALL_TIMEOUT_S = 1200
 def stall_scenarios(Scenario):
     """The suite's stall scenarios, built with the suite's Scenario class."""
     out = []
-    for w in WORKLOADS.values():
+    for w in (WORKLOADS[n] for n in SUITE_WORKLOADS):
         out.append(Scenario(
             f"stall-{w.name}", f"issue 6: {w.name} with stall protection: no long freeze, hog killed, "
             "bystander lives", check_protected(w.name), cmdline(w.name, "oom_ext"),
@@ -312,7 +459,7 @@ def stall_scenarios(Scenario):
     # show the freeze, or the protected checks could not fail. (The storm
     # with no guard froze a calm 6.1 guest for 55 s without reaching the
     # OOM killer: docs/stall-benchmark.md.)
-    for w in WORKLOADS.values():
+    for w in (WORKLOADS[n] for n in SUITE_WORKLOADS):
         out.append(Scenario(
             f"stall-{w.name}-off", f"issue 6: the {w.name} with stall protection off freezes the guest",
             check_unprotected(w.name), cmdline(w.name, "oom_ext-nopsi"), kernels=("6.1",),

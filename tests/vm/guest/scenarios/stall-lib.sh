@@ -2,7 +2,7 @@
 # Shared by the stall-*.sh scenarios (issue 6; sourced, not a scenario).
 #
 # One stall run: pick the guard named by oomtest.guard= on the command line
-# (none | earlyoom | oom_ext), start a heartbeat and an innocent bystander,
+# (none | earlyoom | nohang | systemd-oomd | mglru | oom_ext), start a heartbeat and an innocent bystander,
 # each in its own unit at normal priority, run one workload in its own unit
 # (OOMPolicy=continue), and report what happened as OOMTEST facts. The host
 # (tests/vm/oomvm/stall.py) turns them into verdicts and tables.
@@ -16,9 +16,9 @@
 
 STALL=/run/oomtest-stall
 mkdir -p "$STALL"
-for name in heartbeat bystander; do ln -sf /bin/bash "$STALL/$name"; done
+for name in heartbeat bystander forker; do ln -sf /bin/bash "$STALL/$name"; done
 ln -sf /bin/true "$STALL/probe"
-for name in hog leaker; do ln -sf /usr/bin/perl "$STALL/$name"; done
+for name in hog leaker job; do ln -sf /usr/bin/perl "$STALL/$name"; done
 SELF=/opt/oomtest/scenarios/stall-lib.sh
 
 epoch_ms() { local t=${EPOCHREALTIME/[.,]/}; echo "${t:0:-3}"; }
@@ -91,23 +91,59 @@ stall_unit() {
 	systemd-run --quiet --unit="$unit" -p OOMPolicy=continue "$@"
 }
 
+# systemd-oomd as Fedora's systemd-oomd-defaults sets it up: swap kill on
+# the root slice, and (what Fedora puts on user@.service) a pressure kill at
+# 50 % for 20 s on the slice the workload runs in. Runtime drop-ins: the image
+# stays as built.
+stall_setup_oomd() {
+	mkdir -p /run/systemd/system/-.slice.d /run/systemd/system/stall.slice.d /run/systemd/oomd.conf.d
+	printf '[Slice]\nManagedOOMSwap=kill\n' > /run/systemd/system/-.slice.d/10-oomd-root-slice-defaults.conf
+	printf '[Slice]\nManagedOOMMemoryPressure=kill\nManagedOOMMemoryPressureLimit=50%%\n' \
+		> /run/systemd/system/stall.slice.d/10-oomd-defaults.conf
+	printf '[OOM]\nDefaultMemoryPressureDurationSec=20s\n' > /run/systemd/oomd.conf.d/10-oomd-defaults.conf
+	systemctl unmask --quiet systemd-oomd.service systemd-oomd.socket
+	systemctl daemon-reload
+	systemctl start dbus.service systemd-oomd.socket systemd-oomd.service
+	wait_until 20 systemctl is-active --quiet systemd-oomd.service
+	result oomd_active "$(systemctl is-active systemd-oomd.service)"
+}
+
+# The main pid of each process the guard runs (none for the bare kernel and MGLRU).
+stall_guard_pids() {
+	case $1 in
+	earlyoom | nohang | systemd-oomd) systemctl show -P MainPID "$1.service" | grep -v '^0$' ;;
+	oom_ext*) cat /run/oom-ext/guard.pid 2>/dev/null ;;
+	esac
+}
+
 stall_setup_guard() {
 	local guard
 	guard=$(cmdline_value oomtest.guard)
 	guard=${guard:-oom_ext}
+	STALL_GUARD=$guard
 	result guard "$guard"
 	case $guard in
-	earlyoom)
-		systemctl unmask --quiet earlyoom.service
-		systemctl start earlyoom.service
-		wait_until 20 systemctl is-active --quiet earlyoom.service
-		result earlyoom_active "$(systemctl is-active earlyoom.service)"
-		result earlyoom_args "$(tr '\0' ' ' < "/proc/$(systemctl show -P MainPID earlyoom.service)/cmdline")"
+	earlyoom | nohang)
+		systemctl unmask --quiet "$guard.service"
+		systemctl start "$guard.service"
+		wait_until 20 systemctl is-active --quiet "$guard.service"
+		result "${guard}_active" "$(systemctl is-active "$guard.service")"
+		result "${guard}_args" "$(tr '\0' ' ' < "/proc/$(systemctl show -P MainPID "$guard.service")/cmdline")"
 		;;
-	*)
-		result earlyoom_active "$(systemctl is-active earlyoom.service)"
+	systemd-oomd)
+		stall_setup_oomd
+		;;
+	mglru)
+		# The kernel's own thrashing protection (built into Debian's
+		# kernels, off by default): two sysfs writes.
+		if [ -w /sys/kernel/mm/lru_gen/enabled ]; then
+			echo y > /sys/kernel/mm/lru_gen/enabled
+			echo 1000 > /sys/kernel/mm/lru_gen/min_ttl_ms
+		fi
+		result lru_gen "$(cat /sys/kernel/mm/lru_gen/enabled 2>/dev/null || echo '<none>') min_ttl_ms=$(cat /sys/kernel/mm/lru_gen/min_ttl_ms 2>/dev/null)"
 		;;
 	esac
+	result earlyoom_active "$(systemctl is-active earlyoom.service)"
 	report_mode
 	result psi_param "$(sed -n 's/^psi=//p' /run/oom-ext/params 2>/dev/null)"
 	result psi_trigger_params "$(grep '^psi_' /run/oom-ext/params 2>/dev/null | tr '\n' ' ')"
@@ -140,7 +176,8 @@ stall_run() {
 	start=$(epoch_ms)
 	result stall_start_ms "$start"
 	# --wait: block until the workload's unit is gone, however it ends.
-	timeout $((limit + 120)) systemd-run --wait --unit=stall-workload -p OOMPolicy=continue \
+	# Its own slice: systemd-oomd watches the pressure there.
+	timeout $((limit + 120)) systemd-run --wait --unit=stall-workload --slice=stall.slice -p OOMPolicy=continue \
 		-p RuntimeMaxSec="$limit" "$@" > "$STALL/workload.out" 2>&1
 	rc=$?
 	end=$(epoch_ms)
@@ -176,6 +213,17 @@ stall_report() {
 	result kernel_kills "$(dmesg | sed -n 's/.*Killed process \([0-9]*\) (\([^)]*\)).*/\2:\1/p' | paste -sd, -)"
 	result earlyoom_kills "$(journalctl -b -u earlyoom -o cat --no-pager 2>/dev/null |
 		sed -n 's/.*sending SIG[A-Z]* to process \([0-9]*\) uid [0-9]* "\([^"]*\)".*/\2:\1/p' | sort -u | paste -sd, -)"
+	# nohang logs the victim's status just before it sends the signal.
+	result nohang_kills "$(journalctl -b -u nohang -o cat --no-pager 2>/dev/null |
+		sed -n 's/.*PID: *\([0-9]*\), name: \([^,]*\),.*/\2:\1/p' | sort -u | paste -sd, -)"
+	# systemd-oomd kills a whole cgroup: the unit's name stands for the victim.
+	result oomd_kills "$(journalctl -b -u systemd-oomd -o cat --no-pager 2>/dev/null |
+		sed -n 's/.*Killed \([^ ]*\) due to.*/\1/p' | sed 's|.*/||; s/$/:-1/' | paste -sd, -)"
+	result oomd_log "$(journalctl -b -u systemd-oomd -o cat --no-pager 2>/dev/null | tail -n 4 | tr '\n' '|')"
+	result nohang_log "$(journalctl -b -u nohang -o cat --no-pager 2>/dev/null | grep -E 'Sending|corrective|died' | head -n 6 | tr '\n' '|')"
+	# A job that should live (the near miss) leaves its exit status here.
+	[ -e "$STALL/job.rc" ] && result job_rc "$(cat "$STALL/job.rc")"
+	[ -e "$STALL/job.mb" ] && result job_mb "$(cat "$STALL/job.mb")"
 	result sysrq_kills "$(dmesg | grep -c 'sysrq: Manual OOM execution')"
 	comm=$(cat "/proc/$by_pid/comm" 2>/dev/null)
 	if [ "$comm" = bystander ]; then result bystander_alive 1; else result bystander_alive 0; fi
@@ -242,4 +290,101 @@ stall_leak_body() {
 	sleep "$seconds"
 	# shellcheck disable=SC2046  # one word per pid
 	kill $(jobs -p) 2>/dev/null
+}
+
+# Near miss: a job that takes all but BELOW_PCT % of RAM of what is
+# available, holds it for SECONDS and exits by itself: nothing needs to die.
+# MODE active: it keeps writing its pages (a compute job); hold: it only
+# keeps them. Its exit status goes to $STALL/job.rc (137 = SIGKILL).
+# shellcheck disable=SC2016  # perl code, not shell
+STALL_JOB='
+use strict; use warnings;
+my ($mb, $secs, $mode) = @ARGV;
+my @held; my $chunk = "x" x (1 << 20);
+for (1 .. $mb) { my $c = $chunk; substr($c, $_ * 4096, 1) = "y" for 0 .. 255; push @held, $c }
+my $end = time + $secs;
+while (time < $end) {
+	if ($mode eq "active") { for my $c (@held) { substr($c, $_ * 4096, 1) = "z" for 0 .. 255 } }
+	else { select(undef, undef, undef, 0.5) }
+}
+exit 0;'
+
+stall_nearmiss_body() {
+	local seconds=$1 below=$2 mode=$3 total avail mb rc
+	total=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)
+	avail=$(awk '/^MemAvailable/ {print $2}' /proc/meminfo)
+	mb=$(( (avail - total * below / 100) / 1024 ))
+	echo "$mb" > "$STALL/job.mb"
+	"$STALL/job" -e "$STALL_JOB" "$mb" "$seconds" "$mode"
+	rc=$?
+	echo "$rc" > "$STALL/job.rc"
+}
+
+# Fork storm: a parent (`forker`) that starts another MB MiB hog every
+# second and never waits for them: the OOM killer takes hogs, the parent
+# makes more. The case a "kill the parent" policy is written for.
+stall_forker() {
+	while :; do
+		"$STALL/hog" -e "$STALL_PERL" 0 0 0 "$1" &
+		sleep 1
+	done
+}
+
+stall_forkstorm_body() {
+	local seconds=$1 mb=$2 forker
+	"$STALL/forker" -c ". $SELF; stall_forker $mb" &
+	forker=$!
+	sleep "$seconds"
+	kill "$forker" 2>/dev/null
+	pkill -x hog
+}
+
+# Respawning leak: the leak of stall_leak_body, up to MB MiB, started again
+# half a second after every kill (a service with Restart=always).
+stall_respawn_body() {
+	local seconds=$1 rate=$2 mb=$3
+	(while :; do "$STALL/leaker" -e "$STALL_PERL" 64 "$rate" 0 "$mb"; sleep 0.5; done) &
+	sleep "$seconds"
+	# shellcheck disable=SC2046  # one word per pid
+	kill $(jobs -p) 2>/dev/null
+	pkill -x leaker
+}
+
+# Persistent hang: the gracetime scenario's storm (stress-ng restarts every
+# worker the OOM killer takes), for SECONDS unless the machine reboots.
+stall_hang_body() {
+	# shellcheck disable=SC2086
+	$HOG_ARGS --timeout "$1s"
+}
+
+# Idle cost of the guard over SECONDS on a calm machine: wake-ups (context
+# switches), CPU time and RSS of its processes.
+stall_idle() {
+	local seconds=$1 pid pids ctx0=0 cpu0=0 ctx1=0 cpu1=0 rss=0 hz exe
+	pids=$(stall_guard_pids "$STALL_GUARD")
+	result idle_pids "$(echo "$pids" | paste -sd, -)"
+	sample() {
+		local c=0 t=0 p v n
+		for p in $pids; do
+			v=$(awk '/^(non)?voluntary_ctxt_switches/ {s += $2} END {print s + 0}' "/proc/$p/status" 2>/dev/null)
+			n=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null)
+			c=$((c + ${v:-0})); t=$((t + ${n:-0}))
+		done
+		echo "$c $t"
+	}
+	sleep 10
+	read -r ctx0 cpu0 < <(sample)
+	sleep "$seconds"
+	read -r ctx1 cpu1 < <(sample)
+	hz=$(getconf CLK_TCK)
+	for pid in $pids; do
+		rss=$((rss + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)))
+		exe=$(readlink "/proc/$pid/exe")
+		result idle_exe "$exe $(stat -c %s "$exe" 2>/dev/null)"
+	done
+	result idle_seconds "$seconds"
+	result idle_wakeups $((ctx1 - ctx0))
+	result idle_cpu_ms $(( (cpu1 - cpu0) * 1000 / hz ))
+	result idle_rss_kb "$rss"
+	result oom_ext_size "$(stat -c %s "$(oom_ext_bin)" 2>/dev/null)"
 }
