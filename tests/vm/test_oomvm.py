@@ -122,7 +122,9 @@ class Bench(unittest.TestCase):
         self.assertGreater(o.worst_gap_ms, 60000)    # the last beat to the next boot
 
     def test_outputs(self):
-        runs = [saved_run(self.dir / f"r{i}", w, g, [100] * 30 + [gap], {"worst_gap_ms": str(gap)})
+        pressure = "some avg10=1.00 avg60=0.50 avg300=0.10 total=5000000|full total=0"
+        runs = [saved_run(self.dir / f"r{i}", w, g, [100] * 30 + [gap], {"worst_gap_ms": str(gap),
+                                                                        "psi_memory": pressure})
                 for i, (w, g, gap) in enumerate([("storm", "none", 9000), ("storm", "oom_ext", 700),
                                                  ("storm", "earlyoom", 300)])]
         idle = saved_run(self.dir / "idle", "idle", "earlyoom", [],
@@ -132,6 +134,11 @@ class Bench(unittest.TestCase):
                                      {"kind": "PARTIAL RUN"})
         md = (out / "results.md").read_text()
         self.assertIn("| storm | 9.0 | **0.3** | 0.7 |", md)
+        # A run whose workload never pressed on memory measured nothing: said so, never the best.
+        calm = saved_run(self.dir / "calm", "storm", "nohang", [100] * 30, {"worst_gap_ms": "100"})
+        calm_md = benchreport.markdown(benchreport.summarize(runs + [calm], ["storm"], ["none", "nohang", "oom_ext"]),
+                                       {}, ["storm"], ["none", "nohang", "oom_ext"])
+        self.assertIn("| storm | 9.0 | 0.1 (1 without memory pressure: not measured) | **0.7** |", calm_md)
         self.assertIn("| 6.1.0-57-amd64 | earlyoom | 1 | 10.00 | 120 | 2000 |", md)
         self.assertEqual(len((out / "results.csv").read_text().splitlines()), 5)
         self.assertEqual(len(json.loads((out / "results.json").read_text())["runs"]), 4)

@@ -75,6 +75,14 @@ def status(o):
     return o.run_outcome
 
 
+def pressed(o):
+    """Did the workload press on memory at all? A starved host can keep the hogs from filling RAM in
+    time; then a short freeze says nothing about the guard (stall.MIN_MEMORY_STALL_MS)."""
+    if o.workload == "idle" or o.kills or o.rebooted:
+        return True
+    return o.psi_some_ms is not None and o.psi_some_ms >= stall.MIN_MEMORY_STALL_MS
+
+
 def summarize(outcomes, workloads, guards):
     """One row per workload, kernel and guard (in the given orders)."""
     rows = []
@@ -93,6 +101,7 @@ def summarize(outcomes, workloads, guards):
                     workload=w, kernel=k, guard=g, n=len(sel),
                     status=", ".join(f"{n}× {s}" if n > 1 else s for s, n in _count(status(o) for o in sel)),
                     unfinished=sum(not (o.finished or o.rebooted) for o in sel),
+                    unpressed=sum(not pressed(o) for o in sel),
                     min=min(gaps) if gaps else None, median=_med(gaps), max=max(gaps) if gaps else None,
                     p99=_med(o.p99_gap_ms for o in sel),
                     answer=_med(o.answer_s for o in sel),
@@ -131,7 +140,8 @@ def pivot(rows, workloads, guards, kernel):
         by = {r["guard"]: r for r in rows if r["workload"] == w and r["kernel"] == kernel}
         if not by:
             continue
-        medians = [r["median"] for r in by.values() if r["median"] is not None and not r["unfinished"]]
+        medians = [r["median"] for r in by.values()
+                   if r["median"] is not None and not r["unfinished"] and not r["unpressed"]]
         best = min(medians) if medians else None
         cells = []
         for g in guards:
@@ -140,11 +150,13 @@ def pivot(rows, workloads, guards, kernel):
                 cells.append("")
                 continue
             cell = _s(r["median"])
-            if best is not None and r["median"] == best and not r["unfinished"]:
+            if best is not None and r["median"] == best and not r["unfinished"] and not r["unpressed"]:
                 cell = f"**{cell}**"
             marks = []
             if r["unfinished"]:
                 marks.append(f"{r['unfinished']} not finished")
+            if r["unpressed"]:
+                marks.append(f"{r['unpressed']} without memory pressure: not measured")
             if r["innocent"]:
                 marks.append(f"{r['innocent']} innocent killed")
             if r["job_survived"] is not None:
@@ -168,7 +180,7 @@ def markdown(rows, meta, workloads, guards):
     for k in kernels:
         out += [f"## Median worst freeze, s (kernel `{k}`)", "",
                 "The longest gap of a heartbeat that starts a program every 100 ms; bold: the shortest of the "
-                "row among the runs that finished.", "", pivot(rows, workloads, guards, k), ""]
+                "row among the runs that finished and pressed on memory (PSI memory `some` ≥ 1 s, or a kill).", "", pivot(rows, workloads, guards, k), ""]
     plots = [w for w in workloads if w not in PLOT_WORKLOADS_SKIP]
     if plots:
         out += ["## Plots", "", "![worst freeze min/median/max per guard](freeze.png)", ""]
@@ -217,7 +229,7 @@ def _f(v, digits):
     return "–" if v is None else f"{v:.{digits}f}"
 
 
-CSV_FIELDS = ["workload", "guard", "kernel", "status", "finished", "worst_gap_s", "p99_gap_s", "answer_s",
+CSV_FIELDS = ["workload", "guard", "kernel", "status", "finished", "memory_pressure", "worst_gap_s", "p99_gap_s", "answer_s",
               "host_gap_s", "noise_s", "kills", "intended_kills", "innocent_kills", "victims", "killed_by",
               "job_survived", "rebooted", "report_named", "bystander_alive", "idle_wakeups_per_s",
               "idle_cpu_ms_per_60s", "idle_rss_kb", "detail"]
@@ -227,6 +239,7 @@ def run_record(o):
     wake, cpu, rss = idle_cost(o)
     return dict(
         workload=o.workload, guard=o.guard, kernel=o.kernel, status=status(o), finished=o.finished,
+        memory_pressure=pressed(o),
         worst_gap_s=_sec(o.worst_gap_ms), p99_gap_s=_sec(o.p99_gap_ms), answer_s=o.answer_s,
         host_gap_s=_sec(o.host_gap_ms), noise_s=_sec(o.idle_gap_ms), kills=len(o.kills),
         intended_kills=sum(k.hog for k in o.kills), innocent_kills=len(o.innocent),

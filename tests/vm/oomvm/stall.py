@@ -18,7 +18,6 @@ import dataclasses
 import json
 import pathlib
 import re
-import statistics
 import subprocess
 
 from . import qemu
@@ -467,72 +466,8 @@ def stall_scenarios(Scenario):
     return out
 
 
-# ------------------------------------------------------------------ benchmark table
+# ------------------------------------------------------------------ benchmark
+# (the tables and plots: benchreport.py)
 
 def _fmt_s(ms):
     return "–" if ms is None else f"{ms / 1000:.1f}"
-
-
-def summarize(outcomes, workloads, guards):
-    """Rows: (workload, guard, n, min, median, max worst freeze in ms, host max, kills, innocent, unfinished)."""
-    rows = []
-    for w in workloads:
-        for g in guards:
-            sel = [o for o in outcomes if o.workload == w and o.guard == g]
-            if not sel:
-                continue
-            gaps = [o.worst_gap_ms for o in sel if o.worst_gap_ms is not None]
-            host = [o.host_gap_ms for o in sel if o.host_gap_ms is not None]
-            idle = [o.idle_gap_ms for o in sel if o.idle_gap_ms is not None]
-            psi = [o.psi_some_ms for o in sel if o.psi_some_ms is not None]
-            io = [v for v in (_psi_some_ms(o.facts.get("psi_io")) for o in sel) if v is not None]
-            cpu = [v for v in (_psi_some_ms(o.facts.get("psi_cpu")) for o in sel) if v is not None]
-            rows.append(dict(
-                workload=w, guard=g, n=len(sel),
-                min=min(gaps) if gaps else None, median=statistics.median(gaps) if gaps else None,
-                max=max(gaps) if gaps else None, host_max=max(host) if host else None,
-                idle_max=max(idle) if idle else None,
-                psi_median=statistics.median(psi) if psi else None,
-                io_median=statistics.median(io) if io else None,
-                cpu_median=statistics.median(cpu) if cpu else None,
-                kills=sum(len(o.kills) for o in sel), innocent=sum(len(o.innocent) for o in sel),
-                innocent_names=sorted({k.comm for o in sel for k in o.innocent}),
-                victims=sorted({k.comm for o in sel for k in o.kills}),
-                bystander_dead=sum(not o.bystander_alive for o in sel),
-                unfinished=sum(not o.finished for o in sel)))
-    return rows
-
-
-def markdown(rows, meta):
-    lines = [
-        "# Stall benchmark",
-        "",
-        "Written by `tests/vm/bench-stall`; do not edit by hand. How to read it: "
-        "[stall.md](stall.md).",
-        "",
-    ]
-    for k, v in meta.items():
-        lines.append(f"- {k}: {v}")
-    lines += [
-        "",
-        "Worst freeze = the longest gap between two beats of a 100 ms heartbeat during the "
-        "workload, in seconds (guest clock; host clock max in its own column). Idle max = the same "
-        "measure over the 4 s before the workload: the noise of the host itself. Memory stall = "
-        "PSI `some` total of the boot (median): near 0 means the workload never pressed on memory "
-        "and any freeze came from elsewhere (CPU, a starved host). I/O stall and CPU stall = the "
-        "same for `/proc/pressure/io` and `/proc/pressure/cpu`: where a freeze came from when "
-        "memory shows none.",
-        "",
-        "| workload | guard | runs | worst freeze min | median | max | host max | idle max | memory stall | "
-        "I/O stall | CPU stall | kills | victims | innocent kills | bystander died | unfinished |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['workload']} | {r['guard']} | {r['n']} | {_fmt_s(r['min'])} | {_fmt_s(r['median'])} | "
-            f"{_fmt_s(r['max'])} | {_fmt_s(r['host_max'])} | {_fmt_s(r['idle_max'])} | {_fmt_s(r['psi_median'])} | "
-            f"{_fmt_s(r['io_median'])} | {_fmt_s(r['cpu_median'])} | {r['kills']} | {', '.join(r['victims']) or '–'} | "
-            f"{r['innocent']}{' (' + ', '.join(r['innocent_names']) + ')' if r['innocent_names'] else ''} | "
-            f"{r['bystander_dead']} | {r['unfinished']} |")
-    lines.append("")
-    return "\n".join(lines)
