@@ -102,9 +102,9 @@ target/musl-link/libunwind.a: tools/musl/unwind-stub.c
 check:
 	tests/check
 
-# The benchmark against the peers (docs/bench/README.md): every guard and
-# workload, 3 runs each, on both kernels, two guests at a time: about 14 h
-# on a 2-core TCG host. A smaller run: make bench BENCH_ARGS="--reps 1 ...".
+# The benchmark against the peers (docs/stall-benchmark.md): every guard and
+# workload, 3 runs each, on both kernels, two guests at a time: 378 boots,
+# about 16 h on a 2-core TCG host. Smaller: make bench BENCH_ARGS="--reps 1 ...".
 BENCH_ARGS ?= --reps 3 --kernels 6.1,6.12 --jobs 2
 bench:
 	tests/vm/bench-stall $(BENCH_ARGS)

@@ -106,7 +106,8 @@ def plot_all(results, outdir):
                 bad = [r for r in runs if r["workload"] == w and r["guard"] == g and r["kernel"] == k
                        and r["status"] not in ("finished", "rebooted")]
                 if bad:
-                    ax.text(x, max(vals) * 1.2, "unfinished", rotation=90, fontsize=6, ha="center", va="bottom")
+                    tag = "cut off" if all(r["status"].startswith("workload cut off") for r in bad) else "unfinished"
+                    ax.text(x, max(vals) * 1.6, tag, rotation=90, fontsize=6, ha="center", va="bottom")
         ax.set_yscale("log")
         top = max([r["worst_gap_s"] for r in runs if r["workload"] == w and r["worst_gap_s"]] or [1.0])
         ax.set_ylim(FLOOR_S, max(top, 1.0) * 3)

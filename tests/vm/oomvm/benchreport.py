@@ -66,6 +66,8 @@ def status(o):
     """finished | rebooted | hung (with its bound) | …: how the run ended."""
     if o.rebooted:
         return "rebooted"
+    if o.finished and stall.cut_off(o.facts):
+        return "workload cut off at its time limit"
     if o.finished:
         return "finished"
     if o.run_outcome == "hung":

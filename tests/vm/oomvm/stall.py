@@ -223,6 +223,10 @@ def _kills(facts, workload):
     out = []
     for key, by in (("kernel_kills", "kernel"), ("earlyoom_kills", "earlyoom"), ("nohang_kills", "nohang"),
                     ("oomd_kills", "systemd-oomd")):
+        if by == "nohang" and "Sending SIG" not in facts.get("nohang_log", "Sending SIG"):
+            # nohang also logs a victim's status when it then does not act
+            # (runs before the guest paired the status with the signal).
+            continue
         for item in filter(None, (facts.get(key) or "").split(",")):
             comm, _, pid = item.rpartition(":")
             out.append(Kill(comm, int(pid) if pid.isdigit() else -1, by, w.intended(comm), w.owns(comm)))
@@ -315,6 +319,11 @@ def measures(run):
     return p99, (max(ends) if ends else 0.0), timeline
 
 
+def cut_off(facts):
+    """The workload's unit hit its RuntimeMaxSec: on a starved host the job had not done its work in time."""
+    return "timeout" in (facts.get("workload_result") or "")
+
+
 def outcome(run, workload, guard, series):
     # A reboot's facts add to the first boot's (gracetime: the report of boot 2).
     facts = {}
@@ -343,7 +352,8 @@ def outcome(run, workload, guard, series):
         kills=_kills(first, workload), bystander_alive=first.get("bystander_alive") == "1",
         facts=facts, p99_gap_ms=p99, answer_s=answer, rebooted=rebooted,
         report_named=(first.get("boot_id", "<none>") in (facts.get("report_log") or "")) if rebooted else None,
-        job_survived=None if job_rc is None and WORKLOADS[workload].own != r"^job$" else job_rc == "0",
+        job_survived=None if job_rc is None and (WORKLOADS[workload].own != r"^job$" or cut_off(first)) else
+        job_rc == "0",
         detail=run.detail, timeline=timeline)
 
 

@@ -213,14 +213,16 @@ stall_report() {
 	result kernel_kills "$(dmesg | sed -n 's/.*Killed process \([0-9]*\) (\([^)]*\)).*/\2:\1/p' | paste -sd, -)"
 	result earlyoom_kills "$(journalctl -b -u earlyoom -o cat --no-pager 2>/dev/null |
 		sed -n 's/.*sending SIG[A-Z]* to process \([0-9]*\) uid [0-9]* "\([^"]*\)".*/\2:\1/p' | sort -u | paste -sd, -)"
-	# nohang logs the victim's status just before it sends the signal.
+	# nohang logs a victim's status, then "Sending SIG… to the victim" if it
+	# acts (it also logs the status when it then lets the victim be).
 	result nohang_kills "$(journalctl -b -u nohang -o cat --no-pager 2>/dev/null |
-		sed -n 's/.*PID: *\([0-9]*\), name: \([^,]*\),.*/\2:\1/p' | sort -u | paste -sd, -)"
+		awk 'match($0, /PID: *[0-9]+, name: [^,]+,/) { split(substr($0, RSTART, RLENGTH), f, /[ ,:]+/); v = f[4] ":" f[2] }
+			/Sending SIG[A-Z]+ to the victim/ && v != "" { print v; v = "" }' | sort -u | paste -sd, -)"
 	# systemd-oomd kills a whole cgroup: the unit's name stands for the victim.
 	result oomd_kills "$(journalctl -b -u systemd-oomd -o cat --no-pager 2>/dev/null |
 		sed -n 's/.*Killed \([^ ]*\) due to.*/\1/p' | sed 's|.*/||; s/$/:-1/' | paste -sd, -)"
 	result oomd_log "$(journalctl -b -u systemd-oomd -o cat --no-pager 2>/dev/null | tail -n 4 | tr '\n' '|')"
-	result nohang_log "$(journalctl -b -u nohang -o cat --no-pager 2>/dev/null | grep -E 'Sending|corrective|died' | head -n 6 | tr '\n' '|')"
+	result nohang_log "$(journalctl -b -u nohang -o cat --no-pager 2>/dev/null | grep -E 'Sending|corrective|died|name:' | tail -n 8 | tr '\n' '|')"
 	# A job that should live (the near miss) leaves its exit status here.
 	[ -e "$STALL/job.rc" ] && result job_rc "$(cat "$STALL/job.rc")"
 	[ -e "$STALL/job.mb" ] && result job_mb "$(cat "$STALL/job.mb")"
