@@ -340,7 +340,9 @@ static unsigned long oom_ext_enter(enum oom_ext_source source)
 	}
 	if (entered)
 		warn_panic_halts();
-	notify_status();
+	/* A trigger during the state changes nothing that status shows. */
+	if (entered || source == SRC_KERNEL)
+		notify_status();
 	return pages;
 }
 
@@ -521,8 +523,9 @@ static enum oom_ext_flag flag_create(void)
 static void flag_work_fn(struct work_struct *work)
 {
 	unsigned long flags, events;
+	char path[FLAG_NAME_MAX + 1];
 	enum oom_ext_flag now;
-	bool want, retry = false;
+	bool want, changed, retry = false;
 
 	spin_lock_irqsave(&st.lock, flags);
 	want = st.state == ST_OOM && READ_ONCE(oom_ext_crashflag) && !st.stopping;
@@ -536,14 +539,19 @@ static void flag_work_fn(struct work_struct *work)
 		retry = now == FLAG_ERROR;
 	}
 
+	oom_ext_flag_path(path, sizeof(path));
 	spin_lock_irqsave(&st.lock, flags);
+	/* Pollers are woken by a change only, not by each retry or check. */
+	changed = st.flag != now || st.flag_events != events ||
+		  strcmp(st.flag_path, path);
 	st.flag = now;
 	st.flag_events = events;
-	oom_ext_flag_path(st.flag_path, sizeof(st.flag_path));
+	strscpy(st.flag_path, path, sizeof(st.flag_path));
 	if (retry && !st.stopping)
 		queue_delayed_work(flag_wq, &flag_work, FLAG_REMOVE_RETRY_S * HZ);
 	spin_unlock_irqrestore(&st.lock, flags);
-	notify_status();
+	if (changed)
+		notify_status();
 }
 
 /* ---------------------------------------------------------------- sysfs */
