@@ -13,6 +13,7 @@ pub mod params;
 pub mod paths;
 pub mod pidtrust;
 pub mod policy;
+pub mod pstore;
 pub mod report;
 pub mod root;
 pub mod rootfs;

@@ -475,6 +475,14 @@ pub fn run(root: &Root, log: &Log, opts: &Options) -> (i32, String) {
             failed = true;
         }
     }
+    // The second record (the flag can be lost: panic() does not sync).
+    let from_pstore = crate::pstore::report(root, log, opts.keep, now);
+    if !from_pstore.is_empty() {
+        found = true;
+        if !opts.json {
+            out.push_str(&from_pstore);
+        }
+    }
     if opts.json {
         out = if jsons.len() == 1 {
             format!("{}\n", jsons[0])

@@ -97,3 +97,27 @@ vmlinuz_of() {
 	fi
 	echo "$root/boot/vmlinuz-$kver"
 }
+
+# ramoops_dir KVER: prints a directory holding KVER's ramoops.ko and
+# reed_solomon.ko (uncompressed), taken from the same image package, for
+# the smoke VM's pstore check.
+ramoops_dir() {
+	local kver=$1 dir="$OOM_EXT_VM_CACHE/images/$1/ramoops"
+	if [ ! -e "$dir/.done" ]; then
+		local pkg="linux-image-$kver-unsigned" deb tmp
+		fetch_debs "$OOM_EXT_VM_CACHE/debs" "$pkg" || return 1
+		deb=$(ls "$OOM_EXT_VM_CACHE/debs/${pkg}"_*.deb 2>/dev/null ||
+			ls "$OOM_EXT_VM_CACHE/debs/${pkg//+/%2b}"_*.deb)
+		tmp=$(mktemp -d)
+		dpkg-deb --fsys-tarfile "$deb" |
+			tar -x -C "$tmp" --wildcards '*/ramoops.ko*' '*/reed_solomon.ko*' || return 1
+		rm -rf "$dir" && mkdir -p "$dir"
+		find "$tmp" -name '*.ko*' -exec cp {} "$dir/" \;
+		rm -rf "$tmp"
+		for f in "$dir"/*.xz; do
+			[ -e "$f" ] && xz -d "$f"
+		done
+		touch "$dir/.done"
+	fi
+	echo "$dir"
+}

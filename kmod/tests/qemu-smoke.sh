@@ -9,7 +9,9 @@
 #          removal, re-arm after resettime)
 #   panic  gracetime=7 with kernel.panic=1 under a persistent OOM, the
 #          flag's directory created only after gracetime: the kernel waits
-#          for the retried flag, panics with oom_ext's message and reboots
+#          for the retried flag, panics with oom_ext's message and reboots;
+#          the second boot (same QEMU, RAM kept) finds the panic message in
+#          pstore (ramoops on memory reserved with memmap=)
 #
 #   kmod/tests/qemu-smoke.sh [KVER...]     (default: both Debian series)
 #
@@ -50,7 +52,7 @@ build_hog "$out/hog"
 for kver in $kvers; do
 	vmlinuz=$(vmlinuz_of "$kver")
 	initrd="$out/$kver.initrd.gz"
-	build_initramfs "$out/ko/$kver/oom_ext.ko" "$out/hog" "$initrd"
+	build_initramfs "$out/ko/$kver/oom_ext.ko" "$out/hog" "$initrd" "$(ramoops_dir "$kver")"
 
 	log="$out/$kver.main.log"
 	rc=0
@@ -69,12 +71,20 @@ for kver in $kvers; do
 
 	log="$out/$kver.panic.log"
 	rc=0
-	boot_vm "$vmlinuz" "$initrd" panic "$log" 300 || rc=$?
+	# The panic reboots inside QEMU (RAM kept): the second boot reads the
+	# panic back from ramoops on the reserved 1 MiB at 224 MiB, then powers off.
+	SMOKE_REBOOT=1 SMOKE_APPEND="memmap=1M\$0x0e000000" \
+		boot_vm "$vmlinuz" "$initrd" panic "$log" 400 || rc=$?
 	if [ "$rc" = 124 ]; then
-		result FAIL "[$kver] gracetime panic rebooted the VM (hung, killed after 300 s; console: $log)"
+		result FAIL "[$kver] gracetime panic rebooted the VM and the second boot ended (hung, killed after 400 s; console: $log)"
 	else
-		result PASS "[$kver] gracetime panic rebooted the VM (qemu exit $rc)"
+		result PASS "[$kver] gracetime panic rebooted the VM and the second boot ended (qemu exit $rc)"
 	fi
+	while IFS= read -r line; do
+		case $line in
+		*"SMOKE PASS "*) result PASS "[$kver] ${line#*SMOKE PASS }" ;;
+		esac
+	done < <(tr -d '\r' <"$log")
 	if grep -q 'Kernel panic - not syncing: oom_ext: OOM state lasted gracetime=7 s (crash flag present)' "$log"; then
 		result PASS "[$kver] panic message names oom_ext, gracetime and a written flag"
 	else
@@ -82,6 +92,9 @@ for kver in $kvers; do
 	fi
 	if grep -q 'SMOKE FAIL' "$log"; then
 		result FAIL "[$kver] panic boot: $(grep -m1 'SMOKE FAIL' "$log" | tr -d '\r')"
+	fi
+	if ! grep -q 'SMOKE PASS pstore' "$log"; then
+		result FAIL "[$kver] the second boot found the panic in pstore (console: $log)"
 	fi
 done
 

@@ -1,0 +1,346 @@
+//! The second record of a panic: pstore.
+//!
+//! `panic()` does not sync, so the crash flag can be lost with the page
+//! cache; the kernel's panic message reaches pstore (`/sys/fs/pstore`,
+//! EFI variables or ramoops) through the kmsg dumper instead. On systemd
+//! systems `systemd-pstore` moves the records to `/var/lib/systemd/pstore`
+//! early in the next boot. This module finds oom_ext's gracetime panic (and
+//! the kernel's own `vm.panic_on_oom` panic) in those records. Parsing is
+//! pure; [`scan`] does the reading.
+#![forbid(unsafe_code)]
+
+use crate::root::Root;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Live records (read, and removed after a report unless `--keep`).
+pub const LIVE: &str = "sys/fs/pstore";
+/// systemd-pstore's archive (read only, records archived during this boot).
+pub const ARCHIVE: &str = "var/lib/systemd/pstore";
+/// The most read of one record: a dmesg dump is 10 KiB by default.
+const RECORD_MAX: u64 = 256 * 1024;
+/// The most records looked at per directory tree.
+const RECORDS_MAX: usize = 64;
+
+/// What a panic record says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Panic {
+    /// `oom_ext: OOM state lasted gracetime=N s (crash flag WORD)`.
+    Gracetime {
+        gracetime_s: u32,
+        flag: String,
+        flag_path: Option<String>,
+    },
+    /// The kernel's `vm.panic_on_oom` panic (oom_ext could not help).
+    PanicOnOom,
+}
+
+impl Panic {
+    pub fn describe(&self) -> String {
+        match self {
+            Panic::Gracetime {
+                gracetime_s,
+                flag,
+                flag_path,
+            } => {
+                let at = flag_path
+                    .as_deref()
+                    .map(|p| format!(" at {p}"))
+                    .unwrap_or_default();
+                format!("oom_ext panicked after gracetime={gracetime_s} s in the OOM state (crash flag {flag}{at})")
+            }
+            Panic::PanicOnOom => "the kernel panicked on OOM (vm.panic_on_oom is set)".to_string(),
+        }
+    }
+}
+
+const GRACE_MARK: &str = "oom_ext: OOM state lasted gracetime=";
+const FLAG_MARK: &str = "oom_ext: crash flag: ";
+const PANIC_ON_OOM_MARK: &str = "Kernel panic - not syncing: Out of memory";
+
+/// Finds the panic in the text of one record (a kmsg dump: one header
+/// line such as `Panic#1 Part1`, then kernel log lines). `None` when the
+/// record holds no OOM panic.
+pub fn parse(text: &str) -> Option<Panic> {
+    let mut flag_path = None;
+    for line in text.lines() {
+        if let Some(rest) = after(line, FLAG_MARK) {
+            // "present (/path)" or "error (-)"
+            flag_path = rest
+                .split_once(" (")
+                .and_then(|(_, p)| p.strip_suffix(')'))
+                .filter(|p| p.starts_with('/'))
+                .map(str::to_string);
+        } else if let Some(rest) = after(line, GRACE_MARK) {
+            let (n, rest) = rest.split_once(" s (crash flag ")?;
+            let flag = rest.split_once(')')?.0;
+            if flag.is_empty() || !flag.bytes().all(|b| b.is_ascii_lowercase()) {
+                return None;
+            }
+            return Some(Panic::Gracetime {
+                gracetime_s: n.parse().ok()?,
+                flag: flag.to_string(),
+                flag_path,
+            });
+        } else if line.contains(PANIC_ON_OOM_MARK) && line.contains("panic_on_oom") {
+            return Some(Panic::PanicOnOom);
+        }
+    }
+    None
+}
+
+fn after<'a>(line: &'a str, mark: &str) -> Option<&'a str> {
+    line.find(mark).map(|i| &line[i + mark.len()..])
+}
+
+/// One record that holds an OOM panic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Path under the root, e.g. `sys/fs/pstore/dmesg-ramoops-0`.
+    pub record: PathBuf,
+    /// In [`LIVE`] (may be removed once reported) or in the archive.
+    pub live: bool,
+    pub panic: Panic,
+}
+
+/// Which archived records count: those archived during this boot (mtime
+/// at or after `boot_unix`); older ones were reported by an earlier boot.
+pub fn archived_this_boot(mtime_unix: u64, boot_unix: u64) -> bool {
+    mtime_unix >= boot_unix
+}
+
+/// Reads the live records and this boot's archived ones. `boot_unix` is
+/// when this boot started (`None`: archive not read). Unreadable records
+/// are skipped: pstore is a second source, the flag is the first.
+pub fn scan(root: &Root, boot_unix: Option<u64>) -> Vec<Found> {
+    let mut found = Vec::new();
+    for (dir, live) in [(LIVE, true), (ARCHIVE, false)] {
+        if !live && boot_unix.is_none() {
+            continue;
+        }
+        let mut files = Vec::new();
+        collect(&root.join(dir), 2, &mut files);
+        files.sort();
+        for (path, mtime) in files.into_iter().take(RECORDS_MAX) {
+            if !live && !archived_this_boot(mtime, boot_unix.unwrap_or(u64::MAX)) {
+                continue;
+            }
+            let Some(panic) = read_capped(&path).as_deref().and_then(parse) else {
+                continue;
+            };
+            let record = path
+                .strip_prefix(root.dir())
+                .map(Path::to_path_buf)
+                .unwrap_or(path);
+            found.push(Found {
+                record,
+                live,
+                panic,
+            });
+        }
+    }
+    found
+}
+
+/// Regular files (not followed through symlinks) down to `depth` levels.
+fn collect(dir: &Path, depth: u32, out: &mut Vec<(PathBuf, u64)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        if meta.is_dir() && depth > 1 {
+            collect(&e.path(), depth - 1, out);
+        } else if meta.is_file() {
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            out.push((e.path(), mtime));
+        }
+    }
+}
+
+fn read_capped(path: &Path) -> Option<String> {
+    let f = std::fs::File::open(path).ok()?;
+    let mut buf = Vec::new();
+    f.take(RECORD_MAX).read_to_end(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// Removes a live record once reported (pstore erases it from its backend).
+pub fn remove(root: &Root, found: &Found) -> std::io::Result<()> {
+    if !found.live {
+        return Ok(());
+    }
+    std::fs::remove_file(root.join(&found.record))
+}
+
+/// When this boot started, from the root's `/proc/uptime` and `now`.
+pub fn boot_unix(root: &Root, now: u64) -> Option<u64> {
+    let text = std::fs::read_to_string(root.join("proc/uptime")).ok()?;
+    let up: f64 = text.split_whitespace().next()?.parse().ok()?;
+    (up.is_finite() && up >= 0.0).then(|| now.saturating_sub(up as u64))
+}
+
+/// `oom-ext report`'s pstore part: logs each record with an OOM panic,
+/// removes live ones unless `keep`, and returns the text for stdout
+/// (empty when none was found).
+pub fn report(root: &Root, log: &crate::log::Log, keep: bool, now: u64) -> String {
+    let mut out = String::new();
+    for f in scan(root, boot_unix(root, now)) {
+        let line = format!(
+            "pstore record /{}: {}",
+            f.record.display(),
+            f.panic.describe()
+        );
+        log.warn(&line);
+        out.push_str(&format!("oom-ext: {line}\n"));
+        if !keep {
+            if let Err(e) = remove(root, &f) {
+                log.err(&format!(
+                    "cannot remove pstore record /{}: {e}",
+                    f.record.display()
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A ramoops dmesg record as the 6.12 smoke VM leaves it.
+    const RAMOOPS: &str = "Panic#1 Part1\n\
+<6>[   20.1] oom_ext: crash flag /run/late/oomflag created\n\
+<0>[   23.447148] oom_ext: crash flag: present (/run/late/oomflag)\n\
+<0>[   23.448250] Kernel panic - not syncing: oom_ext: OOM state lasted gracetime=7 s (crash flag present), panicking to reboot\n\
+<4>[   23.449165] CPU: 0 PID: 0 Comm: swapper/0\n";
+
+    #[test]
+    fn finds_the_gracetime_panic_with_the_flag_path() {
+        assert_eq!(
+            parse(RAMOOPS),
+            Some(Panic::Gracetime {
+                gracetime_s: 7,
+                flag: "present".into(),
+                flag_path: Some("/run/late/oomflag".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn flag_error_has_no_path() {
+        let t = "oom_ext: crash flag: error (-)\nKernel panic - not syncing: oom_ext: OOM state lasted gracetime=30 s (crash flag error), panicking to reboot\n";
+        assert_eq!(
+            parse(t),
+            Some(Panic::Gracetime {
+                gracetime_s: 30,
+                flag: "error".into(),
+                flag_path: None,
+            })
+        );
+    }
+
+    #[test]
+    fn older_module_without_the_flag_line() {
+        let t = "Kernel panic - not syncing: oom_ext: OOM state lasted gracetime=4 s (crash flag absent), panicking to reboot";
+        let Some(Panic::Gracetime {
+            flag, flag_path, ..
+        }) = parse(t)
+        else {
+            panic!("not found");
+        };
+        assert_eq!((flag.as_str(), flag_path), ("absent", None));
+    }
+
+    #[test]
+    fn panic_on_oom() {
+        let t = "<0>[ 5.0] Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled\n";
+        assert_eq!(parse(t), Some(Panic::PanicOnOom));
+    }
+
+    #[test]
+    fn other_panics_and_garbage_are_not_ours() {
+        for t in [
+            "",
+            "Oops#1 Part1\n<4>[1.0] BUG: kernel NULL pointer dereference\n",
+            "Kernel panic - not syncing: VFS: Unable to mount root fs\n",
+            "oom_ext: OOM state lasted gracetime=x s (crash flag present)\n",
+            "oom_ext: OOM state lasted gracetime=7 s (crash flag \u{1b}[31m)\n",
+            "oom_ext: OOM state lasted gracetime=7 s (crash flag present\n",
+            "oom_ext: OOM state lasted gracetime=99999999999 s (crash flag present)\n",
+        ] {
+            assert_eq!(parse(t), None, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn report_logs_prints_and_consumes_a_live_record() {
+        use crate::log::{Log, Sink};
+        let dir = std::env::temp_dir().join(format!("oom-ext-pstore-r-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let root = Root::new(&dir);
+        for d in [LIVE, "dev", "proc"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("dev/kmsg"), "").unwrap();
+        std::fs::write(root.join("proc/uptime"), "12.5 20.0\n").unwrap();
+        let rec = root.join(LIVE).join("dmesg-efi-170000000001001");
+        std::fs::write(&rec, RAMOOPS).unwrap();
+        let log = Log::new(root.clone(), Sink::Kmsg);
+
+        let kept = report(&root, &log, true, 1_700_000_000);
+        assert!(kept.contains("pstore record /sys/fs/pstore/dmesg-efi-170000000001001: oom_ext panicked after gracetime=7 s"), "{kept}");
+        assert!(rec.exists(), "--keep leaves the record");
+        let out = report(&root, &log, false, 1_700_000_000);
+        assert_eq!(out, kept);
+        assert!(!rec.exists(), "reported records are removed");
+        assert_eq!(report(&root, &log, false, 1_700_000_000), "");
+        let kmsg = std::fs::read_to_string(root.join("dev/kmsg")).unwrap();
+        assert!(
+            kmsg.contains("crash flag present at /run/late/oomflag"),
+            "{kmsg}"
+        );
+        assert_eq!(boot_unix(&root, 1_700_000_000), Some(1_699_999_988));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn archive_counts_only_this_boot() {
+        assert!(archived_this_boot(1000, 1000));
+        assert!(!archived_this_boot(999, 1000));
+    }
+
+    #[test]
+    fn scan_reads_live_and_this_boots_archive() {
+        let dir = std::env::temp_dir().join(format!("oom-ext-pstore-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let root = Root::new(&dir);
+        std::fs::create_dir_all(root.join(LIVE)).unwrap();
+        std::fs::create_dir_all(root.join(ARCHIVE).join("1700000000")).unwrap();
+        std::fs::write(root.join(LIVE).join("dmesg-ramoops-0"), RAMOOPS).unwrap();
+        std::fs::write(root.join(LIVE).join("console-ramoops-0"), "nothing").unwrap();
+        std::fs::write(root.join(ARCHIVE).join("1700000000/dmesg.txt"), RAMOOPS).unwrap();
+
+        let live_only = scan(&root, None);
+        assert_eq!(live_only.len(), 1);
+        assert_eq!(
+            live_only[0].record,
+            Path::new("sys/fs/pstore/dmesg-ramoops-0")
+        );
+        assert!(live_only[0].live);
+        // Archived "now": counts when the boot started before it.
+        assert_eq!(scan(&root, Some(0)).len(), 2);
+        assert_eq!(scan(&root, Some(u64::MAX)).len(), 1);
+
+        remove(&root, &live_only[0]).unwrap();
+        assert!(!root.join(LIVE).join("dmesg-ramoops-0").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
