@@ -105,6 +105,20 @@ pub fn lock_holder(root: &Root) -> Option<u32> {
         })
 }
 
+/// [`lock_holder`], asked again every 20 ms for at most `wait`.
+pub fn lock_holder_within(root: &Root, wait: std::time::Duration) -> Option<u32> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(p) = lock_holder(root) {
+            return Some(p);
+        }
+        if start.elapsed() >= wait {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// The pid of the guard that holds the lock under `root`, if any; `claimed`
 /// (e.g. from the pidfile) is believed only if it is that guard.
 pub fn verified_guard(root: &Root, claimed: Option<u32>) -> Option<u32> {

@@ -482,6 +482,24 @@ pub fn replace(root: &Root, path: &str, data: &[u8], mode: u32) -> Result<()> {
     dir.replace(&name, data, mode)
 }
 
+/// Writes to an existing regular file inside the root (a /proc, /sys or
+/// sysctl file, where `O_TRUNC` is a no-op; it keeps a fake root's stand-in
+/// exact): no create, no symlink, never blocking.
+pub fn write_existing(root: &Root, path: &str, data: &[u8]) -> Result<()> {
+    let fd = open(
+        root,
+        path,
+        OFlag::O_WRONLY | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    )?;
+    let st = fstat(fd.as_raw_fd()).map_err(io_err)?;
+    if !is_regular(&st) {
+        return Err(Error::NotRegular(kind(st.st_mode)));
+    }
+    // One write() is one command for these files.
+    std::fs::File::from(fd).write_all(data).map_err(Error::Io)
+}
+
 /// Removes the entry at `path` (see [`Dir::remove`]).
 pub fn remove(root: &Root, path: &str) -> Result<()> {
     let (dir, name) = parent(root, path)?;

@@ -19,12 +19,12 @@ pub fn read(root: &Root, name: &str) -> io::Result<String> {
 
 /// Writes without creating: a sysctl that does not exist is an error.
 pub fn write(root: &Root, name: &str, value: &str) -> io::Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(path(root, name))?;
-    f.write_all(format!("{value}\n").as_bytes())
+    let p = format!("proc/sys/{}", name.replace('.', "/"));
+    Ok(crate::rootfs::write_existing(
+        root,
+        &p,
+        format!("{value}\n").as_bytes(),
+    )?)
 }
 
 /// Parses an integer sysctl value (`kernel.panic` may be negative).

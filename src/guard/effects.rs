@@ -11,6 +11,7 @@ use crate::init::Mode;
 use crate::log::Log;
 use crate::paths;
 use crate::root::Root;
+use crate::rootfs;
 use std::time::Duration;
 
 /// Reboot, re-exec and exit wait this long at most for queued writes.
@@ -89,7 +90,7 @@ impl Effects {
             Action::RemoveFlag => self.submit(Job::RemoveOurs),
             Action::DropPendingLines => self.submit(Job::DropPending),
             Action::Trigger => {
-                let r = std::fs::write(self.root.join(paths::MODULE_TRIGGER), "1");
+                let r = rootfs::write_existing(&self.root, paths::MODULE_TRIGGER, b"1");
                 return Outcome::Answer(Event::Triggered(r.map_err(|e| e.to_string())));
             }
             Action::Kill => self.kill(log),
@@ -103,14 +104,15 @@ impl Effects {
     /// The kill step: sysrq `f`, the kernel's OOM killer picks the victim
     /// (honouring oom_score_adj).
     fn kill(&mut self, log: &Log) {
-        if let Err(e) = std::fs::write(self.root.join(paths::SYSRQ), "f") {
+        if let Err(e) = rootfs::write_existing(&self.root, paths::SYSRQ, b"f") {
             log.warn(&format!("cannot write f to /{}: {e}", paths::SYSRQ));
         }
     }
 
     fn new_flag(&self, source: &str, m: &Machine, oom_calls: u64) -> NewFlag {
         let read = |p: &str| {
-            std::fs::read_to_string(self.root.join(p))
+            rootfs::read_small(&self.root, p)
+                .and_then(|b| String::from_utf8(b).ok())
                 .unwrap_or_default()
                 .trim()
                 .to_string()
@@ -181,7 +183,7 @@ impl Effects {
         nix::unistd::sync();
         if !self.root.is_system() {
             // Against a fake root, record the decision instead of rebooting this machine.
-            let _ = std::fs::write(self.root.join("run/oom-ext/reboot-requested"), "1\n");
+            let _ = rootfs::replace(&self.root, "run/oom-ext/reboot-requested", b"1\n", 0o644);
             log.err("reboot requested (fake root: not rebooting)");
             return 0;
         }

@@ -69,7 +69,10 @@ pub(super) fn take_lock(root: &Root, resume: bool) -> std::io::Result<Lock> {
         Err(nix::Error::EWOULDBLOCK) => {
             // Who holds it, from the kernel (not the file, which a
             // starting guard may not have written yet).
-            let holder = crate::pidtrust::lock_holder(root);
+            // A guard that took the lock and then daemonized has a new pid
+            // that its child writes a moment later: wait for it (1 s at most).
+            let holder =
+                crate::pidtrust::lock_holder_within(root, std::time::Duration::from_secs(1));
             if resume && holder == Some(std::process::id()) {
                 // Our pre-exec self holds it through the inherited descriptor.
                 Ok(Lock::Mine(file))
@@ -113,7 +116,7 @@ pub(super) fn harden(root: &Root, log: &Log) {
             std::io::Error::last_os_error()
         ));
     }
-    if let Err(e) = std::fs::write(root.join("proc/self/oom_score_adj"), "-1000\n") {
+    if let Err(e) = crate::rootfs::write_existing(root, "proc/self/oom_score_adj", b"-1000\n") {
         log.warn(&format!("cannot set oom_score_adj=-1000: {e}"));
     }
 }

@@ -253,12 +253,13 @@ impl Sources {
     }
 
     fn read_vmstat(&self) -> Option<String> {
-        std::fs::read_to_string(self.root.join(paths::VMSTAT)).ok()
+        crate::rootfs::read_small(&self.root, paths::VMSTAT).and_then(|b| String::from_utf8(b).ok())
     }
 
     /// The measurements handed to the machine with an event.
     pub(super) fn facts(&mut self) -> Facts {
-        let meminfo = std::fs::read_to_string(self.root.join(paths::MEMINFO)).ok();
+        let meminfo = crate::rootfs::read_small(&self.root, paths::MEMINFO)
+            .and_then(|b| String::from_utf8(b).ok());
         let page_kb = self.page_kb;
         let vmstat = self.vmstat_now.take().or_else(|| self.read_vmstat());
         Facts {
