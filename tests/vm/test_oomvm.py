@@ -8,9 +8,41 @@ import unittest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from oomvm import benchreport, qemu, stall, versions  # noqa: E402
+from oomvm import benchreport, initrd, qemu, stall, versions  # noqa: E402
 from oomvm.expect import Expect                      # noqa: E402
 from oomvm.scenarios import BY_NAME                  # noqa: E402
+
+
+class InitrdReader(unittest.TestCase):
+    """An uncompressed early archive, then a gzip one with Arch's usr/sbin -> bin link."""
+
+    def test_early_then_compressed_with_links(self):
+        import os
+        import subprocess
+        import tempfile
+
+        def cpio(root):
+            names = sorted(os.path.relpath(os.path.join(d, n), root) for d, ds, fs in os.walk(root)
+                           for n in ds + fs)
+            return subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input="\n".join(names).encode(),
+                                  capture_output=True, check=True).stdout
+
+        with tempfile.TemporaryDirectory() as t:
+            early, main = pathlib.Path(t, "early"), pathlib.Path(t, "main")
+            (early / "kernel").mkdir(parents=True)
+            (early / "kernel/ucode.bin").write_bytes(b"u")
+            (main / "usr/bin").mkdir(parents=True)
+            (main / "usr/bin/oom-ext").write_bytes(b"binary")
+            os.symlink("bin", main / "usr/sbin")
+            os.symlink("usr/bin", main / "bin")
+            data = cpio(early) + b"\0" * 512 + subprocess.run(["gzip", "-c"], input=cpio(main),
+                                                                 capture_output=True, check=True).stdout
+        entries = initrd.initrd_entries(data)
+        self.assertEqual(initrd.initrd_file(entries, "kernel/ucode.bin"), b"u")
+        self.assertEqual(initrd.initrd_file(entries, "usr/sbin/oom-ext"), b"binary")
+        self.assertEqual(initrd.initrd_file(entries, "/bin/oom-ext"), b"binary")
+        self.assertIsNone(initrd.initrd_file(entries, "usr/sbin/missing"))
+        self.assertIsNone(initrd.initrd_file(entries, "usr/bin"))       # a directory is not a file
 
 
 class Versions(unittest.TestCase):

@@ -29,6 +29,7 @@ class Scenario:
     reboots: int = 0                  # reboots the guest must do by itself
     timeout_s: int = 600
     qemu_args: object = None          # function(outdir) -> extra QEMU arguments, or None
+    image: str = "project"            # project (make install) | deb (packages, mkinitcpio)
 
     @property
     def guest_script(self):
@@ -236,6 +237,27 @@ def check_initrd(e):
     check_guard_survived(e)
 
 
+DEB = ("deb-build", "deb-install", "deb-purge")    # package image steps
+
+
+def check_deb_upgrade(e):
+    """Booted from the packaged initramfs; `apt-get install` of the new build restarts the guard with the
+    new binary and puts that binary into this kernel's initramfs."""
+    check_initrd(e)
+    if not e.finished():
+        return
+    new = e.fact("new_sha")
+    e.that(e.fact("before_sha") != new, "the previous build's binary is the new one: the upgrade proves nothing")
+    e.equal("upgrade_rc", 0)
+    e.that(not (e.fact("installed_version") or "~prev").endswith("~prev"),
+           f"oom-ext still at {e.fact('installed_version')!r} after the upgrade")
+    e.equal("installed_sha", new)
+    e.equal("upgraded_guard_count", 1)
+    e.equal("upgraded_unit", "active")
+    e.equal("upgraded_guard_sha", new)
+    e.equal("initrd_sha", new)
+
+
 SCENARIOS = [
     Scenario("boot", "boots to the harness and powers off (no project needed)", check_boot, needs=()),
     Scenario("params", "issue 2.1 / 5: cmdline parameters in effect, dracut systemd initrd",
@@ -264,6 +286,17 @@ SCENARIOS = [
              check_initrd, BOOT_PARAMS, initrd="dracut-shell", script="initrd"),
     Scenario("initrd-initramfs-tools", "issue 5: initramfs-tools, params + guard survives",
              check_initrd, BOOT_PARAMS, initrd="initramfs-tools", script="initrd"),
+]
+
+# Packages and the real mkinitcpio (issue 18): the package image (debimage.py).
+SCENARIOS += [
+    Scenario("deb-upgrade", "issue 18: .debs installed by apt-get, initramfs-tools initrd from the package's "
+             "postinst; params + guard survives; apt-get upgrade restarts the guard, new binary in the initramfs",
+             check_deb_upgrade, BOOT_PARAMS, initrd="deb-initramfs-tools", script="deb-upgrade",
+             kernels=("6.1",), needs=DEB, image="deb", timeout_s=1200),
+    Scenario("deb-dracut", "issue 18: .debs installed by apt-get, dracut initrd (module added by the package's "
+             "dracut.conf.d); params + guard survives",
+             check_initrd, BOOT_PARAMS, initrd="deb-dracut", script="initrd", kernels=("6.12",), needs=DEB, image="deb"),
 ]
 
 # Stall protection (issue 6): defined in stall.py.
