@@ -188,3 +188,22 @@ fn escape_shows_every_byte_safely() {
     assert_eq!(escape(b"a\x1b[2J\"\\\xff", 64), "a\\x1b[2J\\\"\\\\\\xff");
     assert_eq!(escape(b"abcdef", 3), "abc...");
 }
+
+#[test]
+fn proc_files_read_through_the_real_root() {
+    let root = Root::system();
+    for p in [
+        "/proc/meminfo",
+        "/proc/vmstat",
+        "/proc/self/oom_score_adj",
+        "/proc/cmdline",
+    ] {
+        let b = read(&root, p, SMALL).unwrap_or_else(|e| panic!("{p}: {e}"));
+        assert!(!b.is_empty(), "{p}");
+    }
+    assert!(
+        String::from_utf8(read(&root, "/proc/meminfo", SMALL).unwrap())
+            .unwrap()
+            .contains("MemAvailable:")
+    );
+}
