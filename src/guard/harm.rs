@@ -183,12 +183,13 @@ impl Model {
         self.episode.is_some()
     }
 
-    /// When the next sample is due (None: calm, nothing to do).
+    /// When the next sample is due (None: calm, nothing to do). Never 0:
+    /// the guard arms an absolute timerfd with it, and 0 disarms one.
     pub fn next_sample_ms(&self) -> Option<u64> {
-        self.episode?;
+        let e = self.episode?;
         Some(match self.history.back() {
             Some(s) => s.now_ms + SAMPLE_MS,
-            None => 0,
+            None => e.start_ms.max(1),
         })
     }
 
