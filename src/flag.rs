@@ -16,6 +16,14 @@ pub struct Victim {
     pub rss_kb: u64,
 }
 
+/// The `mem_available_kb=` line a guard appends when the OOM state begins.
+pub fn mem_available_line(kb: u64) -> String {
+    format!("mem_available_kb={kb}\n")
+}
+
+/// The line a guard appends before it reboots at gracetime.
+pub const GRACETIME_REBOOT_LINE: &str = "gracetime_reboot=1\n";
+
 impl Victim {
     /// `victim=PID COMM RSS_KB`; COMM may hold spaces, so PID is the first
     /// word and RSS_KB the last.

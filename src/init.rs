@@ -8,6 +8,7 @@ use crate::params::Params;
 use crate::paths;
 use crate::root::Root;
 use crate::rootfs;
+use crate::runtime::{Config, Mode};
 use crate::sysctl;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -184,37 +185,6 @@ impl Plan {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Kernel,
-    Fallback,
-    Off,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Kernel => "kernel",
-            Mode::Fallback => "fallback",
-            Mode::Off => "off",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Mode> {
-        match s.trim() {
-            "kernel" => Some(Mode::Kernel),
-            "fallback" => Some(Mode::Fallback),
-            "off" => Some(Mode::Off),
-            _ => None,
-        }
-    }
-}
-
-/// Writes a small run-time file atomically: an unpredictable `O_EXCL` temp
-/// file in its directory, then rename (crate::rootfs::replace_at).
-pub fn write_atomic(path: &std::path::Path, content: &str) -> std::io::Result<()> {
-    Ok(rootfs::replace_at(path, content.as_bytes(), 0o644)?)
-}
-
 /// Carries out the plan. Every failure is logged, none is returned: boot goes on.
 pub fn execute(root: &Root, plan: &Plan, log: &Log, spawn_guard: bool) -> Mode {
     for d in &plan.diagnostics {
@@ -291,7 +261,9 @@ pub fn execute(root: &Root, plan: &Plan, log: &Log, spawn_guard: bool) -> Mode {
         }
     };
     if mode == Mode::Kernel {
-        for k in Params::MODULE_KEYS {
+        // Reverse table order: the path before the flag switch that uses
+        // it, bufsize (the reservation) last.
+        for k in crate::params::module_keys().rev() {
             let v = p.get(k).unwrap_or_default();
             if let Err(e) = sysctl::write(root, &format!("vm.oom_ext.{k}"), &v) {
                 log.warn(&format!("cannot write vm.oom_ext.{k}={v}: {e}"));
@@ -310,32 +282,13 @@ pub fn execute(root: &Root, plan: &Plan, log: &Log, spawn_guard: bool) -> Mode {
             )),
         }
     }
-    // Inside the root: a symlinked /run/oom-ext cannot lead out of it.
-    let written = rootfs::create_dir_all(root, paths::RUN_DIR, 0o755).and_then(|_| {
-        rootfs::replace(root, paths::PARAMS, p.to_file().as_bytes(), 0o644)?;
-        rootfs::replace(
-            root,
-            paths::MODE,
-            format!("{}\n", mode.as_str()).as_bytes(),
-            0o644,
-        )
-    });
-    if let Err(e) = written {
+    if let Err(e) = Config::record(root, mode, p) {
         log.warn(&format!(
             "cannot write /{}: {e}; the guard will read the command line itself",
             paths::RUN_DIR
         ));
     }
-    let mut summary = format!(
-        "mode={} bufsize={} gracetime={} resettime={} crashflag={} crashflag_name={} psi={}",
-        mode.as_str(),
-        p.bufsize,
-        p.gracetime,
-        p.resettime,
-        u8::from(p.crashflag),
-        p.crashflag_name,
-        u8::from(p.psi)
-    );
+    let mut summary = format!("mode={} {}", mode.as_str(), p.summary());
     if plan.start_guard && spawn_guard {
         match spawn(root) {
             Ok(pid) => {

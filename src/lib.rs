@@ -17,6 +17,7 @@ pub mod pstore;
 pub mod report;
 pub mod root;
 pub mod rootfs;
+pub mod runtime;
 pub mod status;
 pub mod statuscmd;
 pub mod sysctl;

@@ -1,59 +1,248 @@
-//! The effective parameters of oom_ext, their ranges and defaults, and the
-//! `key=value` form shared by `/run/oom-ext/params`, the module parameters
-//! and the sysctls. Pure: no I/O here.
+//! The parameters of oom_ext: one table ([`TABLE`]) of key, kind, range,
+//! default and whether the module owns it. Parsing (command line, params
+//! file), module arguments, sysctls and summaries all go through it; a new
+//! tunable is one row here plus a field in [`Params`]. Pure: no I/O here.
 
+#![forbid(unsafe_code)]
+
+use static_assertions::const_assert;
 use std::fmt;
 
 pub const DEFAULT_FLAG: &str = "/oomflag";
 pub const FLAG_NAME_MAX: usize = 255;
 
-/// All tunables. Units: sizes in MiB, times in seconds unless the name says ms.
+/// All tunables, typed. Units: sizes in MiB, times in seconds unless the
+/// name says ms. What each means: [`TABLE`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Params {
-    /// `oom_ext=0|off` turns the whole thing off.
     pub enabled: bool,
     pub bufsize: u32,
     pub gracetime: u32,
     pub resettime: u32,
     pub crashflag: bool,
     pub crashflag_name: String,
-    /// Stall protection with PSI triggers (issue 6).
     pub psi: bool,
     pub psi_stall_ms: u32,
     pub psi_window_ms: u32,
-    /// Stall that lasts this long makes the kernel's OOM killer pick a victim
-    /// (sysrq `f`); 0 = never.
     pub psi_kill_ms: u32,
+}
+
+/// What values a key takes, and its default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Bool {
+        default: bool,
+    },
+    Number {
+        min: u32,
+        max: u32,
+        default: u32,
+    },
+    /// An absolute path under the module's rules ([`check_flag_path`]).
+    FlagPath {
+        default: &'static str,
+    },
+}
+
+/// Where a key's value lives in [`Params`].
+#[derive(Clone, Copy)]
+enum Slot {
+    Bool(fn(&Params) -> bool, fn(&mut Params, bool)),
+    Number(fn(&Params) -> u32, fn(&mut Params, u32)),
+    Text(fn(&Params) -> &str, fn(&mut Params, String)),
+}
+
+/// One tunable.
+#[derive(Clone, Copy)]
+pub struct Param {
+    /// The name in `/run/oom-ext/params`; `oom_ext.KEY=` on the command
+    /// line (except `enabled`: that is `oom_ext=`); for module keys also the
+    /// module parameter and `vm.oom_ext.KEY` sysctl.
+    pub key: &'static str,
+    pub kind: Kind,
+    /// The module owns it (module parameter and sysctl).
+    pub module: bool,
+    /// Shown in `init`'s one-line summary.
+    pub summary: bool,
+    /// One line for summaries and docs.
+    pub about: &'static str,
+    slot: Slot,
+}
+
+macro_rules! slot {
+    (bool $f:ident) => {
+        Slot::Bool(|p| p.$f, |p, v| p.$f = v)
+    };
+    (number $f:ident) => {
+        Slot::Number(|p| p.$f, |p, v| p.$f = v)
+    };
+    (text $f:ident) => {
+        Slot::Text(|p| &p.$f, |p, v| p.$f = v)
+    };
+}
+
+/// Every tunable, in the order of the params file and the module arguments.
+pub const TABLE: &[Param] = &[
+    Param {
+        key: "enabled",
+        kind: Kind::Bool { default: true },
+        module: false,
+        summary: false,
+        about: "oom_ext=0|off on the command line turns everything off",
+        slot: slot!(bool enabled),
+    },
+    Param {
+        key: "bufsize",
+        kind: Kind::Number {
+            min: 0,
+            max: 4096,
+            default: 32,
+        },
+        module: true,
+        summary: true,
+        about: "emergency buffer, MiB; 0 = none",
+        slot: slot!(number bufsize),
+    },
+    Param {
+        key: "gracetime",
+        kind: Kind::Number {
+            min: 0,
+            max: 86400,
+            default: 0,
+        },
+        module: true,
+        summary: true,
+        about: "s of OOM state before panic (module) or reboot (fallback); 0 = never",
+        slot: slot!(number gracetime),
+    },
+    Param {
+        key: "resettime",
+        kind: Kind::Number {
+            min: 0,
+            max: 86400,
+            default: 300,
+        },
+        module: true,
+        summary: true,
+        about: "s after the OOM state before the buffer is re-armed",
+        slot: slot!(number resettime),
+    },
+    Param {
+        key: "crashflag",
+        kind: Kind::Bool { default: true },
+        module: true,
+        summary: true,
+        about: "write the crash flag during the OOM state",
+        slot: slot!(bool crashflag),
+    },
+    Param {
+        key: "crashflag_name",
+        kind: Kind::FlagPath {
+            default: DEFAULT_FLAG,
+        },
+        module: true,
+        summary: true,
+        about: "the crash flag's absolute path",
+        slot: slot!(text crashflag_name),
+    },
+    Param {
+        key: "psi",
+        kind: Kind::Bool { default: true },
+        module: false,
+        summary: true,
+        about: "stall protection with a PSI trigger (docs/stall.md)",
+        slot: slot!(bool psi),
+    },
+    Param {
+        key: "psi_stall_ms",
+        kind: Kind::Number {
+            min: 10,
+            max: 500,
+            default: 150,
+        },
+        module: false,
+        summary: false,
+        about: "ms of memory stall (\"some\") per window that counts as a stall",
+        slot: slot!(number psi_stall_ms),
+    },
+    Param {
+        key: "psi_window_ms",
+        kind: Kind::Number {
+            min: 500,
+            max: 10000,
+            default: 1000,
+        },
+        module: false,
+        summary: false,
+        about: "the PSI window, ms",
+        slot: slot!(number psi_window_ms),
+    },
+    Param {
+        key: "psi_kill_ms",
+        kind: Kind::Number {
+            min: 0,
+            max: 600_000,
+            default: 2000,
+        },
+        module: false,
+        summary: false,
+        about: "ms of stall before a kill, and between kills while it lasts; 0 = never",
+        slot: slot!(number psi_kill_ms),
+    },
+];
+
+/// Every numeric default is inside its range (checked at compile time).
+const fn defaults_in_range(t: &[Param]) -> bool {
+    let mut i = 0;
+    while i < t.len() {
+        if let Kind::Number { min, max, default } = t[i].kind {
+            if min > max || default < min || default > max {
+                return false;
+            }
+        }
+        i += 1;
+    }
+    true
+}
+const_assert!(defaults_in_range(TABLE));
+// Ten decimal digits always fit a u64 (parse_number relies on it).
+const_assert!(u32::MAX as u64 <= 9_999_999_999);
+
+/// The table row of a key.
+pub fn param(key: &str) -> Option<&'static Param> {
+    TABLE.iter().find(|p| p.key == key)
+}
+
+/// The keys the module owns, in table order.
+pub fn module_keys() -> impl DoubleEndedIterator<Item = &'static str> {
+    TABLE.iter().filter(|p| p.module).map(|p| p.key)
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params {
-            enabled: true,
-            bufsize: 32,
+        let mut p = Params {
+            enabled: false,
+            bufsize: 0,
             gracetime: 0,
-            resettime: 300,
-            crashflag: true,
-            crashflag_name: DEFAULT_FLAG.to_string(),
-            psi: true,
-            psi_stall_ms: 150,
-            psi_window_ms: 1000,
-            psi_kill_ms: 2000,
+            resettime: 0,
+            crashflag: false,
+            crashflag_name: String::new(),
+            psi: false,
+            psi_stall_ms: 0,
+            psi_window_ms: 0,
+            psi_kill_ms: 0,
+        };
+        for row in TABLE {
+            match (row.kind, row.slot) {
+                (Kind::Bool { default }, Slot::Bool(_, set)) => set(&mut p, default),
+                (Kind::Number { default, .. }, Slot::Number(_, set)) => set(&mut p, default),
+                (Kind::FlagPath { default }, Slot::Text(_, set)) => set(&mut p, default.into()),
+                _ => unreachable!("{}: kind and slot disagree", row.key),
+            }
         }
+        p
     }
 }
-
-/// Numeric keys: (name, min, max).
-pub const NUMERIC: &[(&str, u32, u32)] = &[
-    ("bufsize", 0, 4096),
-    ("gracetime", 0, 86400),
-    ("resettime", 0, 86400),
-    ("psi_stall_ms", 10, 500),
-    ("psi_window_ms", 500, 10000),
-    ("psi_kill_ms", 0, 600_000),
-];
-
-pub const BOOLEAN: &[&str] = &["crashflag", "psi"];
 
 /// Why a value was refused, written so it completes "not ...".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,87 +306,42 @@ pub fn check_flag_path(v: &str) -> Result<(), Refusal> {
 impl Params {
     /// Sets one key from its text form, or says why not (the old value stays).
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), Refusal> {
-        if let Some(&(_, min, max)) = NUMERIC.iter().find(|(k, _, _)| *k == key) {
-            let n = parse_number(value, min, max)?;
-            match key {
-                "bufsize" => self.bufsize = n,
-                "gracetime" => self.gracetime = n,
-                "resettime" => self.resettime = n,
-                "psi_stall_ms" => self.psi_stall_ms = n,
-                "psi_window_ms" => self.psi_window_ms = n,
-                _ => self.psi_kill_ms = n,
+        let row = param(key).ok_or(Refusal::UnknownKey)?;
+        match (row.kind, row.slot) {
+            (Kind::Bool { .. }, Slot::Bool(_, set)) => {
+                set(self, parse_bool(value).ok_or(Refusal::NotABoolean)?)
             }
-            return Ok(());
-        }
-        match key {
-            "crashflag" | "psi" | "enabled" => {
-                let b = parse_bool(value).ok_or(Refusal::NotABoolean)?;
-                match key {
-                    "crashflag" => self.crashflag = b,
-                    "psi" => self.psi = b,
-                    _ => self.enabled = b,
-                }
-                Ok(())
+            (Kind::Number { min, max, .. }, Slot::Number(_, set)) => {
+                set(self, parse_number(value, min, max)?)
             }
-            "crashflag_name" => {
+            (Kind::FlagPath { .. }, Slot::Text(_, set)) => {
                 check_flag_path(value)?;
-                self.crashflag_name = value.to_string();
-                Ok(())
+                set(self, value.to_string())
             }
-            _ => Err(Refusal::UnknownKey),
+            _ => unreachable!("{key}: kind and slot disagree"),
         }
+        Ok(())
     }
 
     /// The current value of a key in text form (as `set` accepts it).
     pub fn get(&self, key: &str) -> Option<String> {
-        let b = |v: bool| if v { "1" } else { "0" }.to_string();
-        Some(match key {
-            "enabled" => b(self.enabled),
-            "bufsize" => self.bufsize.to_string(),
-            "gracetime" => self.gracetime.to_string(),
-            "resettime" => self.resettime.to_string(),
-            "crashflag" => b(self.crashflag),
-            "crashflag_name" => self.crashflag_name.clone(),
-            "psi" => b(self.psi),
-            "psi_stall_ms" => self.psi_stall_ms.to_string(),
-            "psi_window_ms" => self.psi_window_ms.to_string(),
-            "psi_kill_ms" => self.psi_kill_ms.to_string(),
-            _ => return None,
+        Some(match param(key)?.slot {
+            Slot::Bool(get, _) => if get(self) { "1" } else { "0" }.to_string(),
+            Slot::Number(get, _) => get(self).to_string(),
+            Slot::Text(get, _) => get(self).to_string(),
         })
     }
 
-    pub const KEYS: &'static [&'static str] = &[
-        "enabled",
-        "bufsize",
-        "gracetime",
-        "resettime",
-        "crashflag",
-        "crashflag_name",
-        "psi",
-        "psi_stall_ms",
-        "psi_window_ms",
-        "psi_kill_ms",
-    ];
+    /// `key=value` for these keys, joined by `sep`.
+    fn pairs<'a>(&self, keys: impl Iterator<Item = &'a str>, sep: &str) -> String {
+        keys.map(|k| format!("{k}={}", self.get(k).unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(sep)
+    }
 
-    /// The five tunables that the module owns (sysctl and module parameter names).
-    pub const MODULE_KEYS: &'static [&'static str] = &[
-        "crashflag_name",
-        "crashflag",
-        "resettime",
-        "gracetime",
-        "bufsize",
-    ];
-
-    /// `/run/oom-ext/params` content.
+    /// `/run/oom-ext/params` content: every key.
     pub fn to_file(&self) -> String {
-        let mut s = String::new();
-        for k in Self::KEYS {
-            s.push_str(k);
-            s.push('=');
-            s.push_str(&self.get(k).unwrap_or_default());
-            s.push('\n');
-        }
-        s
+        self.pairs(TABLE.iter().map(|p| p.key), "\n") + "\n"
     }
 
     /// Reads `/run/oom-ext/params` content; unknown keys and bad values are
@@ -225,17 +369,12 @@ impl Params {
 
     /// Argument string for `finit_module` (module parameters).
     pub fn module_args(&self) -> String {
-        let mut v = Vec::new();
-        for k in [
-            "bufsize",
-            "gracetime",
-            "resettime",
-            "crashflag",
-            "crashflag_name",
-        ] {
-            v.push(format!("{k}={}", self.get(k).unwrap_or_default()));
-        }
-        v.join(" ")
+        self.pairs(module_keys(), " ")
+    }
+
+    /// `init`'s one-line summary of the keys marked for it.
+    pub fn summary(&self) -> String {
+        self.pairs(TABLE.iter().filter(|p| p.summary).map(|p| p.key), " ")
     }
 
     /// The PSI trigger line for `/proc/pressure/memory`.
@@ -322,6 +461,28 @@ mod tests {
         assert_eq!(r.bufsize, 32);
         assert_eq!(r.gracetime, 30);
         assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    #[test]
+    fn the_table_has_each_key_once_and_valid_defaults() {
+        let p = Params::default();
+        for (i, row) in TABLE.iter().enumerate() {
+            assert!(TABLE[..i].iter().all(|r| r.key != row.key), "{}", row.key);
+            let v = p.get(row.key).unwrap();
+            let mut q = Params::default();
+            assert_eq!(q.set(row.key, &v), Ok(()), "default of {}", row.key);
+            assert_eq!(q, p);
+        }
+        assert_eq!(
+            module_keys().collect::<Vec<_>>(),
+            [
+                "bufsize",
+                "gracetime",
+                "resettime",
+                "crashflag",
+                "crashflag_name"
+            ]
+        );
     }
 
     #[test]

@@ -6,7 +6,6 @@
 use crate::flag::{self, Damage, FlagData, READ_MAX};
 use crate::json::{self, Object};
 use crate::log::{iso8601, unix_now, Log};
-use crate::params::Params;
 use crate::root::Root;
 use crate::rootfs::{self, Error};
 use crate::{cmdline, history, hooks, paths};
@@ -64,28 +63,9 @@ pub struct Report {
 }
 
 /// Flag paths to look at, in order: this boot's effective parameters, the
-/// command line, the default. Each was checked by the parameter rules.
+/// command line, the default ([`crate::runtime::flag_candidates`]).
 pub fn candidates(root: &Root) -> Vec<String> {
-    let mut v = Vec::new();
-    if let Some(t) = rootfs::read_small(root, paths::PARAMS) {
-        // Bytes outside ASCII only ever make a value invalid.
-        v.push(
-            Params::from_file(&String::from_utf8_lossy(&t))
-                .0
-                .crashflag_name,
-        );
-    }
-    if let Some(t) = rootfs::read_small(root, paths::CMDLINE) {
-        v.push(cmdline::parse(&t).0.crashflag_name);
-    }
-    v.push(crate::params::DEFAULT_FLAG.to_string());
-    let mut out: Vec<String> = Vec::new();
-    for c in v {
-        if !out.contains(&c) {
-            out.push(c);
-        }
-    }
-    out
+    crate::runtime::flag_candidates(root)
 }
 
 /// Looks at the flag without following links or blocking on FIFOs, inside

@@ -1,13 +1,11 @@
 //! `oom-ext status`: mode, buffer, sysctls, counters, guard, last report;
 //! as text, JSON, or node_exporter textfile metrics.
 
-use crate::init::Mode;
 use crate::json::Object;
-use crate::params::Params;
 use crate::root::Root;
+use crate::runtime::{Config, GuardState};
 use crate::status::{self, ModuleStatus};
 use crate::{cmdline, history, paths, pidtrust, rootfs, sysctl};
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 #[derive(Debug, Clone, Default)]
@@ -19,20 +17,9 @@ pub struct Status {
     pub kernel_panic: Option<String>,
     pub guard_pid: Option<u32>,
     pub guard_alive: bool,
-    pub guard_state: BTreeMap<String, String>,
+    pub guard_state: Option<GuardState>,
     pub last_report: Option<(String, String)>,
     pub reports: usize,
-}
-
-/// `key=value` lines as bytes: a line that is not UTF-8, or a key that is
-/// not a plain word, is skipped alone.
-fn kv(text: &[u8]) -> BTreeMap<String, String> {
-    text.split(|&b| b == b'\n')
-        .filter_map(|l| std::str::from_utf8(l).ok())
-        .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| k.len() <= 32 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-        .map(|(k, v)| (k.to_string(), v.chars().take(256).collect()))
-        .collect()
 }
 
 /// The `"summary":"..."` of an archived report (our own JSON writer's form).
@@ -97,11 +84,7 @@ pub fn gather(root: &Root) -> Status {
     let read = |p: &str| rootfs::read_small(root, p);
     s.module_loaded = crate::modload::is_loaded(root);
     s.module = read(paths::MODULE_STATUS).map(status::parse);
-    s.mode = read(paths::MODE)
-        .and_then(|m| String::from_utf8(m).ok())
-        .and_then(|m| Mode::parse(&m))
-        .map(|m| m.as_str().to_string());
-    for k in Params::MODULE_KEYS.iter().rev() {
+    for k in crate::params::module_keys() {
         s.sysctls.push((
             k.to_string(),
             sysctl::read(root, &format!("vm.oom_ext.{k}")).ok(),
@@ -115,20 +98,10 @@ pub fn gather(root: &Root) -> Status {
     // guard's lock and it runs an oom-ext.
     s.guard_alive = pidtrust::verified_guard(root, s.guard_pid).is_some();
     if s.guard_alive {
-        s.guard_state = read(paths::GUARD_STATE).map(|t| kv(&t)).unwrap_or_default();
+        s.guard_state = GuardState::read(root);
     }
-    if s.mode.is_none() {
-        s.mode = Some(
-            if s.module.is_some() {
-                "kernel"
-            } else if s.guard_alive {
-                "fallback"
-            } else {
-                "off"
-            }
-            .to_string(),
-        );
-    }
+    let mode = Config::load(root).mode(s.module.is_some(), s.guard_alive);
+    s.mode = Some(mode.as_str().to_string());
     s.reports = history::entries(root).len();
     s.last_report = last_report(root);
     s
@@ -138,11 +111,7 @@ impl Status {
     fn buffer_bytes(&self) -> u64 {
         match (&self.module, self.mode.as_deref()) {
             (Some(m), Some("kernel")) => m.reserved_bytes.unwrap_or(0),
-            _ => self
-                .guard_state
-                .get("buffer_bytes")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
+            _ => self.guard_state.as_ref().map_or(0, |g| g.buffer_bytes),
         }
     }
 
@@ -151,7 +120,8 @@ impl Status {
             (Some(m), Some("kernel")) => m.state.clone().unwrap_or_else(|| "unknown".into()),
             _ => self
                 .guard_state
-                .get("state")
+                .as_ref()
+                .map(|g| &g.state)
                 .filter(|v| {
                     !v.is_empty()
                         && v.len() <= 32
@@ -162,6 +132,14 @@ impl Status {
         }
     }
 
+    /// The guard's PSI word, if its state file names one.
+    fn psi(&self) -> Option<&str> {
+        self.guard_state
+            .as_ref()
+            .map(|g| g.psi.as_str())
+            .filter(|p| !p.is_empty())
+    }
+
     fn counter(&self, name: &str) -> u64 {
         let from_module = self.module.as_ref().and_then(|m| match name {
             "oom_events" => m.oom_events,
@@ -170,7 +148,7 @@ impl Status {
             _ => None,
         });
         from_module
-            .or_else(|| self.guard_state.get(name).and_then(|v| v.parse().ok()))
+            .or_else(|| self.guard_state.as_ref().and_then(|g| g.counter(name)))
             .unwrap_or(0)
     }
 
@@ -229,7 +207,7 @@ impl Status {
             ),
             None => writeln!(s, "guard:         not running"),
         };
-        if let Some(psi) = self.guard_state.get("psi") {
+        if let Some(psi) = self.psi() {
             let _ = writeln!(s, "stall guard:   psi {}", cmdline::escape_value(psi));
         }
         let _ = match &self.last_report {
@@ -270,7 +248,7 @@ impl Status {
             .raw("counters", counters)
             .opt_num("guard_pid", self.guard_pid.map(u64::from))
             .bool("guard_running", self.guard_alive)
-            .opt_str("psi", self.guard_state.get("psi").map(String::as_str))
+            .opt_str("psi", self.psi())
             .raw(
                 "last_report",
                 self.last_report

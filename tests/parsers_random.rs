@@ -2,7 +2,7 @@
 //! of fuzz/): no panic, and what comes out stays inside the documented
 //! bounds. Deterministic seed so a failure reproduces.
 
-use oom_ext::params::{Params, NUMERIC};
+use oom_ext::params::{Kind, Params, TABLE};
 use oom_ext::{cmdline, flag, status};
 
 struct Rng(u64);
@@ -62,11 +62,11 @@ const PIECES: &[&str] = &[
 /// A piece of hostile text: one of PIECES or a parameter name (every key
 /// the parser knows, so a new one is exercised without editing this file).
 fn piece(rng: &mut Rng) -> &'static str {
-    let i = rng.below(PIECES.len() + Params::KEYS.len());
+    let i = rng.below(PIECES.len() + TABLE.len());
     PIECES
         .get(i)
         .copied()
-        .unwrap_or_else(|| Params::KEYS[i - PIECES.len()])
+        .unwrap_or_else(|| TABLE[i - PIECES.len()].key)
 }
 
 fn text(rng: &mut Rng) -> String {
@@ -80,9 +80,11 @@ fn bytes(rng: &mut Rng) -> Vec<u8> {
 }
 
 fn params_in_bounds(p: &Params) {
-    for (k, min, max) in NUMERIC {
-        let v: u32 = p.get(k).unwrap().parse().unwrap();
-        assert!(v >= *min && v <= *max, "{k}={v}");
+    for row in TABLE {
+        if let Kind::Number { min, max, .. } = row.kind {
+            let v: u32 = p.get(row.key).unwrap().parse().unwrap();
+            assert!(v >= min && v <= max, "{}={v}", row.key);
+        }
     }
     assert!(
         oom_ext::params::check_flag_path(&p.crashflag_name).is_ok(),

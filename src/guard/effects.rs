@@ -7,11 +7,11 @@ use super::machine::{Action, Event, Machine};
 use super::sources::now_ms;
 use super::writer::{Files, Job, Writer};
 use crate::flag::NewFlag;
-use crate::init::Mode;
 use crate::log::Log;
 use crate::paths;
 use crate::root::Root;
 use crate::rootfs;
+use crate::runtime::Mode;
 use std::time::Duration;
 
 /// Reboot, re-exec and exit wait this long at most for queued writes.

@@ -8,10 +8,10 @@ use super::effects::{Effects, Outcome};
 use super::machine::{Action, Event, Facts, Machine, REARM_RETRY_MS};
 use super::sources::{now_ms, Input, Sources};
 use super::{reanchor, setup};
-use crate::init::Mode;
 use crate::log::Log;
 use crate::params::Params;
 use crate::root::Root;
+use crate::runtime::{GuardState, Mode};
 
 pub(super) struct Guard {
     root: Root,
@@ -187,9 +187,8 @@ impl Guard {
     fn reload(&mut self, log: &Log) {
         // Read capped and without blocking (a FIFO there is refused, not
         // waited on); a bad value keeps the value in effect.
-        let params = match crate::rootfs::read_small(&self.root, crate::paths::PARAMS) {
-            Some(text) => {
-                let (p, problems) = crate::cmdline::params_over(self.machine.params(), &text);
+        let params = match crate::runtime::recorded_params_over(&self.root, self.machine.params()) {
+            Some((p, problems)) => {
                 for pr in problems {
                     log.warn(&format!("/{}: {pr}", crate::paths::PARAMS));
                 }
@@ -205,21 +204,20 @@ impl Guard {
     pub(super) fn write_state(&mut self) {
         let m = &self.machine;
         let c = m.counters();
-        let text = format!(
-            "pid={}\nmode={}\nstate={}\nbuffer_bytes={}\noom_events={}\nreleases={}\nrearms={}\nstall_events={}\nkills={}\nvictims={}\npsi={}\nmodule_state={}\n",
-            std::process::id(),
-            m.mode().as_str(),
-            m.state_word(),
-            self.effects.buffer_bytes(),
-            c.oom_events,
-            c.releases,
-            c.rearms,
-            c.stall_events,
-            c.kills,
-            c.victims,
-            self.sources.psi_word(),
-            m.module_state().unwrap_or("none"),
-        );
-        self.effects.write_state(text);
+        let state = GuardState {
+            pid: std::process::id(),
+            mode: m.mode().as_str().into(),
+            state: m.state_word().into(),
+            buffer_bytes: self.effects.buffer_bytes() as u64,
+            oom_events: c.oom_events,
+            releases: c.releases,
+            rearms: c.rearms,
+            stall_events: c.stall_events,
+            kills: c.kills,
+            victims: c.victims,
+            psi: self.sources.psi_word().into(),
+            module_state: m.module_state().unwrap_or("none").into(),
+        };
+        self.effects.write_state(state.to_text());
     }
 }

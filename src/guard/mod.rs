@@ -20,10 +20,10 @@ mod setup;
 mod sources;
 pub mod writer;
 
-use crate::init::{write_atomic, Mode};
 use crate::log::Log;
 use crate::paths;
 use crate::root::Root;
+use crate::runtime::{write_atomic, Mode};
 use event_loop::Guard;
 use setup::Lock;
 pub use sources::now_ms;

@@ -3,43 +3,28 @@
 //! real-root unit, the configuration it runs with.
 
 use super::sources::errno;
-use crate::cmdline;
-use crate::init::{write_atomic, Mode};
 use crate::log::Log;
 use crate::params::Params;
 use crate::paths;
 use crate::root::Root;
+use crate::runtime::{write_atomic, Config, Mode};
 use nix::fcntl::OFlag;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::stat::Mode as FMode;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-/// Which mode and parameters this guard runs with: `/run/oom-ext/{mode,params}`
-/// written by `init`, else its own reading of the command line.
+/// Which mode and parameters this guard runs with ([`Config`]); a damaged
+/// params file's skipped lines are logged.
 pub(super) fn load_config(root: &Root, log: &Log) -> (Mode, Params) {
-    let params = match crate::rootfs::read_small(root, paths::PARAMS) {
-        Some(text) => {
-            let (p, problems) = crate::cmdline::params_over(&Params::default(), &text);
-            for pr in problems {
-                log.warn(&format!("{}: {pr}", paths::PARAMS));
-            }
-            p
-        }
-        None => {
-            cmdline::parse(crate::rootfs::read_small(root, paths::CMDLINE).unwrap_or_default()).0
-        }
-    };
-    let mode = crate::rootfs::read_small(root, paths::MODE)
-        .and_then(|m| String::from_utf8(m).ok())
-        .and_then(|m| Mode::parse(&m));
-    let mode = match mode {
-        Some(m) => m,
-        None if !params.enabled => Mode::Off,
-        None if root.join(paths::MODULE_STATUS).exists() => Mode::Kernel,
-        None => Mode::Fallback,
-    };
-    (mode, params)
+    let c = Config::load(root);
+    for pr in &c.problems {
+        log.warn(pr);
+    }
+    (
+        c.mode(root.join(paths::MODULE_STATUS).exists(), true),
+        c.params,
+    )
 }
 
 /// `/run/oom-ext/guard.lock`: ours, or held by another guard (its pid, as

@@ -6,10 +6,10 @@
 //! the outside matters (reboot, re-exec, exit).
 
 use crate::flag;
-use crate::init::write_atomic;
 use crate::log::Log;
 use crate::paths;
 use crate::root::Root;
+use crate::runtime::write_atomic;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::time::{Duration, Instant};
 

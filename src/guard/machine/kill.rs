@@ -5,8 +5,8 @@
 
 use super::{pid_list, Action, Facts, Machine};
 use crate::flag::Victim;
-use crate::init::Mode;
 use crate::log::Level;
+use crate::runtime::Mode;
 
 /// After an OOM kill, no further kill until the victims have exited (their
 /// memory is free again), or until this long has passed (why: docs/stall.md).

@@ -27,9 +27,9 @@ pub use rearm::REARM_RETRY_MS;
 pub use stall::{CALM_STALL_LOG_MS, STALL_GAP_MIN_MS};
 
 use crate::flag::Victim;
-use crate::init::Mode;
 use crate::log::Level;
 use crate::params::Params;
+use crate::runtime::Mode;
 use crate::status::ModuleStatus;
 
 /// A stall counts as OOM (trigger, release, kill) only while MemAvailable
@@ -343,7 +343,9 @@ impl Machine {
             Level::Err,
             format!("{why}: syncing and rebooting"),
         ));
-        out.push(Action::AppendFlag("gracetime_reboot=1\n".into()));
+        out.push(Action::AppendFlag(
+            crate::flag::GRACETIME_REBOOT_LINE.into(),
+        ));
         out.push(Action::Reboot);
     }
 }

@@ -68,7 +68,7 @@ impl Machine {
         if self.params.crashflag {
             out.push(Action::CreateFlag(source));
             if let Some(kb) = f.mem_available_kb {
-                out.push(Action::AppendFlag(format!("mem_available_kb={kb}\n")));
+                out.push(Action::AppendFlag(crate::flag::mem_available_line(kb)));
             }
         }
         out.push(Action::WriteState);
@@ -148,7 +148,7 @@ impl Machine {
             ));
             if newv == "oom" {
                 if let Some(kb) = f.mem_available_kb {
-                    out.push(Action::AppendFlag(format!("mem_available_kb={kb}\n")));
+                    out.push(Action::AppendFlag(crate::flag::mem_available_line(kb)));
                 }
             }
             self.module_state = new;

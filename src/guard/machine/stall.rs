@@ -4,8 +4,8 @@
 //! of the other concerns.
 
 use super::{Action, Facts, Flow, Machine};
-use crate::init::Mode;
 use crate::log::Level;
+use crate::runtime::Mode;
 
 /// Stall events less than this far apart (and at least two PSI windows)
 /// are one stall; only events while memory is short count (why this long:

@@ -1,0 +1,276 @@
+//! The run-time configuration, read the same way by guard, report and
+//! status: the mode and parameters `init` decided (`/run/oom-ext/mode`,
+//! `/run/oom-ext/params`, else the command line), and the guard's state
+//! file, written and parsed here.
+
+#![forbid(unsafe_code)]
+
+use crate::params::{Params, DEFAULT_FLAG};
+use crate::root::Root;
+use crate::{cmdline, paths, rootfs};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Kernel,
+    Fallback,
+    Off,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Kernel => "kernel",
+            Mode::Fallback => "fallback",
+            Mode::Off => "off",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s.trim() {
+            "kernel" => Some(Mode::Kernel),
+            "fallback" => Some(Mode::Fallback),
+            "off" => Some(Mode::Off),
+            _ => None,
+        }
+    }
+}
+
+/// Writes a small run-time file atomically: an unpredictable `O_EXCL` temp
+/// file in its directory, then rename (crate::rootfs::replace_at).
+pub fn write_atomic(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    Ok(rootfs::replace_at(path, content.as_bytes(), 0o644)?)
+}
+
+/// The configuration in effect.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The mode `init` recorded, if it did.
+    pub recorded_mode: Option<Mode>,
+    pub params: Params,
+    /// Lines of a damaged params file that were skipped.
+    pub problems: Vec<String>,
+}
+
+impl Config {
+    /// `/run/oom-ext/{mode,params}`; without the params file, the command
+    /// line as `init` would read it.
+    pub fn load(root: &Root) -> Config {
+        let (params, problems) = match recorded_params(root) {
+            Some(r) => r,
+            None => (cmdline_params(root), Vec::new()),
+        };
+        let recorded_mode = rootfs::read_small(root, paths::MODE)
+            .and_then(|m| String::from_utf8(m).ok())
+            .and_then(|m| Mode::parse(&m));
+        Config {
+            recorded_mode,
+            params,
+            problems,
+        }
+    }
+
+    /// The recorded mode, else what the machine shows: off when disabled,
+    /// kernel with the module's status file, fallback while a guard runs.
+    pub fn mode(&self, module_present: bool, guard_running: bool) -> Mode {
+        match self.recorded_mode {
+            Some(m) => m,
+            None if !self.params.enabled => Mode::Off,
+            None if module_present => Mode::Kernel,
+            None if guard_running => Mode::Fallback,
+            None => Mode::Off,
+        }
+    }
+
+    /// What `init` records for guard, report and status; inside the root,
+    /// so a symlinked /run/oom-ext cannot lead out of it.
+    pub fn record(root: &Root, mode: Mode, params: &Params) -> Result<(), rootfs::Error> {
+        rootfs::create_dir_all(root, paths::RUN_DIR, 0o755)?;
+        rootfs::replace(root, paths::PARAMS, params.to_file().as_bytes(), 0o644)?;
+        rootfs::replace(
+            root,
+            paths::MODE,
+            format!("{}\n", mode.as_str()).as_bytes(),
+            0o644,
+        )
+    }
+}
+
+/// `/run/oom-ext/params` if it is there, with the lines it skipped.
+pub fn recorded_params(root: &Root) -> Option<(Params, Vec<String>)> {
+    let (p, problems) = recorded_params_over(root, &Params::default())?;
+    Some((
+        p,
+        problems
+            .into_iter()
+            .map(|pr| format!("{}: {pr}", paths::PARAMS))
+            .collect(),
+    ))
+}
+
+/// `/run/oom-ext/params` read over `base` ([`cmdline::params_over`]: a bad
+/// value keeps the value of `base`), read capped and without blocking.
+pub fn recorded_params_over(root: &Root, base: &Params) -> Option<(Params, Vec<String>)> {
+    let text = rootfs::read_small(root, paths::PARAMS)?;
+    Some(cmdline::params_over(base, &text))
+}
+
+/// The parameters the command line asks for (its diagnostics are init's).
+pub fn cmdline_params(root: &Root) -> Params {
+    cmdline::parse(rootfs::read_small(root, paths::CMDLINE).unwrap_or_default()).0
+}
+
+/// Crash-flag paths to look at, in order: this boot's recorded
+/// parameters, the command line, the default. Each was checked by the
+/// parameter rules.
+pub fn flag_candidates(root: &Root) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some((p, _)) = recorded_params(root) {
+        v.push(p.crashflag_name);
+    }
+    if let Some(t) = rootfs::read_small(root, paths::CMDLINE) {
+        v.push(cmdline::parse(&t).0.crashflag_name);
+    }
+    v.push(DEFAULT_FLAG.to_string());
+    let mut out: Vec<String> = Vec::new();
+    for c in v {
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `/run/oom-ext/guard.state`: the guard's own view, one `key=value` a line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuardState {
+    pub pid: u32,
+    pub mode: String,
+    /// armed | oom | recovering | off (the module's word in kernel mode).
+    pub state: String,
+    pub buffer_bytes: u64,
+    pub oom_events: u64,
+    pub releases: u64,
+    pub rearms: u64,
+    pub stall_events: u64,
+    pub kills: u64,
+    pub victims: u64,
+    /// on | off | unavailable.
+    pub psi: String,
+    pub module_state: String,
+}
+
+/// Longest value kept from a state file (it is ours, but may be damaged).
+const VALUE_MAX: usize = 256;
+
+impl GuardState {
+    pub fn to_text(&self) -> String {
+        format!(
+            "pid={}\nmode={}\nstate={}\nbuffer_bytes={}\noom_events={}\nreleases={}\nrearms={}\nstall_events={}\nkills={}\nvictims={}\npsi={}\nmodule_state={}\n",
+            self.pid,
+            self.mode,
+            self.state,
+            self.buffer_bytes,
+            self.oom_events,
+            self.releases,
+            self.rearms,
+            self.stall_events,
+            self.kills,
+            self.victims,
+            self.psi,
+            self.module_state,
+        )
+    }
+
+    /// Reads what [`GuardState::to_text`] wrote; unknown keys, bad numbers
+    /// and lines that are not UTF-8 are skipped (they read as 0 / empty).
+    pub fn parse(text: &[u8]) -> GuardState {
+        let mut s = GuardState::default();
+        let lines = text
+            .split(|&b| b == b'\n')
+            .filter_map(|l| std::str::from_utf8(l).ok());
+        for (k, v) in lines.filter_map(|l| l.split_once('=')) {
+            let v: String = v.chars().take(VALUE_MAX).collect();
+            let n = || v.parse::<u64>().unwrap_or(0);
+            match k {
+                "pid" => s.pid = v.parse().unwrap_or(0),
+                "mode" => s.mode = v,
+                "state" => s.state = v,
+                "buffer_bytes" => s.buffer_bytes = n(),
+                "oom_events" => s.oom_events = n(),
+                "releases" => s.releases = n(),
+                "rearms" => s.rearms = n(),
+                "stall_events" => s.stall_events = n(),
+                "kills" => s.kills = n(),
+                "victims" => s.victims = n(),
+                "psi" => s.psi = v,
+                "module_state" => s.module_state = v,
+                _ => {}
+            }
+        }
+        s
+    }
+
+    /// A counter by its name in the file and in status output.
+    pub fn counter(&self, name: &str) -> Option<u64> {
+        Some(match name {
+            "oom_events" => self.oom_events,
+            "releases" => self.releases,
+            "rearms" => self.rearms,
+            "stall_events" => self.stall_events,
+            "kills" => self.kills,
+            "victims" => self.victims,
+            _ => return None,
+        })
+    }
+
+    pub fn read(root: &Root) -> Option<GuardState> {
+        rootfs::read_small(root, paths::GUARD_STATE).map(|t| GuardState::parse(&t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard_state_round_trips_and_survives_damage() {
+        let s = GuardState {
+            pid: 42,
+            mode: "fallback".into(),
+            state: "oom".into(),
+            buffer_bytes: 1 << 25,
+            oom_events: 1,
+            releases: 2,
+            rearms: 3,
+            stall_events: 4,
+            kills: 5,
+            victims: 6,
+            psi: "on".into(),
+            module_state: "none".into(),
+        };
+        assert_eq!(GuardState::parse(s.to_text().as_bytes()), s);
+        let d =
+            GuardState::parse(b"kills=abc\ngarbage\nfuture=1\nstate=x\0y\nmode=\xff\nvictims=7");
+        assert_eq!((d.kills, d.victims, d.state.as_str()), (0, 7, "x\0y"));
+        assert_eq!(d.mode, "");
+    }
+
+    #[test]
+    fn mode_is_the_recorded_one_else_what_the_machine_shows() {
+        let c = |recorded, enabled| Config {
+            recorded_mode: recorded,
+            params: Params {
+                enabled,
+                ..Params::default()
+            },
+            problems: Vec::new(),
+        };
+        assert_eq!(
+            c(Some(Mode::Fallback), true).mode(true, true),
+            Mode::Fallback
+        );
+        assert_eq!(c(None, false).mode(true, true), Mode::Off);
+        assert_eq!(c(None, true).mode(true, false), Mode::Kernel);
+        assert_eq!(c(None, true).mode(false, true), Mode::Fallback);
+        assert_eq!(c(None, true).mode(false, false), Mode::Off);
+    }
+}
