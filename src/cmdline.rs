@@ -11,6 +11,8 @@
 //! value (a non-UTF-8 one too) gives one [`Diagnostic`]; it never loses the
 //! rest of the line.
 
+#![forbid(unsafe_code)]
+
 use crate::params::{Params, Refusal};
 use crate::rootfs;
 use std::fmt;

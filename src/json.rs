@@ -1,5 +1,7 @@
 //! A tiny JSON writer (objects built in order; no dependency needed).
 
+#![forbid(unsafe_code)]
+
 use std::fmt::Write as _;
 
 pub fn string(s: &str) -> String {

@@ -20,5 +20,6 @@ pub mod rootfs;
 pub mod runtime;
 pub mod status;
 pub mod statuscmd;
+pub mod sys;
 pub mod sysctl;
 pub mod victims;

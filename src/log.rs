@@ -2,6 +2,8 @@
 //! local syslog socket `/dev/log` (RFC 3164, no NSS, no network) once it
 //! exists, stderr as the last resort.
 
+#![forbid(unsafe_code)]
+
 use crate::root::Root;
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;

@@ -1,6 +1,8 @@
 //! The fixed paths of the run-time interface (docs/ARCHITECTURE.md), all
 //! relative to a [`crate::root::Root`].
 
+#![forbid(unsafe_code)]
+
 pub const CMDLINE: &str = "proc/cmdline";
 pub const RUN_DIR: &str = "run/oom-ext";
 pub const PIDFILE: &str = "run/oom-ext/guard.pid";

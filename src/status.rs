@@ -1,6 +1,8 @@
 //! Parser for the module's `/sys/kernel/oom_ext/status` (stable `key=value`
 //! lines; unknown keys are ignored, missing ones stay `None`).
 
+#![forbid(unsafe_code)]
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModuleStatus {
     pub state: Option<String>,

@@ -1,5 +1,7 @@
 //! Reading and writing sysctls under `/proc/sys` (under a [`Root`]).
 
+#![forbid(unsafe_code)]
+
 use crate::root::Root;
 use std::io;
 

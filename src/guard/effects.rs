@@ -2,9 +2,10 @@
 //! module trigger, the kill, reboot, state file) and reports outcomes the
 //! machine asked for back as events. No decisions here.
 
+#![forbid(unsafe_code)]
+
 use super::buffer::Buffer;
 use super::machine::{Action, Event, Machine};
-use super::sources::now_ms;
 use super::writer::{Files, Job, Writer};
 use crate::flag::NewFlag;
 use crate::log::Log;
@@ -12,6 +13,7 @@ use crate::paths;
 use crate::root::Root;
 use crate::rootfs;
 use crate::runtime::Mode;
+use crate::sys::now_ms;
 use std::time::Duration;
 
 /// Reboot, re-exec and exit wait this long at most for queued writes.

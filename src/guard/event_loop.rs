@@ -3,15 +3,18 @@
 //! (re-arm result, trigger write, an unwatchable victim) go back to the
 //! machine as events. Signals and switch-root are the loop's own.
 
+#![forbid(unsafe_code)]
+
 use super::buffer::Buffer;
 use super::effects::{Effects, Outcome};
 use super::machine::{Action, Event, Facts, Machine, REARM_RETRY_MS};
-use super::sources::{now_ms, Input, Sources};
+use super::sources::{Input, Sources};
 use super::{reanchor, setup};
 use crate::log::Log;
 use crate::params::Params;
 use crate::root::Root;
 use crate::runtime::{GuardState, Mode};
+use crate::sys::now_ms;
 
 pub(super) struct Guard {
     root: Root,
@@ -23,7 +26,7 @@ pub(super) struct Guard {
 impl Guard {
     pub(super) fn new(root: Root, mode: Mode, params: Params, log: &Log) -> std::io::Result<Guard> {
         let mask = setup::handled_signals();
-        mask.thread_block().map_err(super::sources::errno)?;
+        mask.thread_block().map_err(crate::sys::errno)?;
         let sources = Sources::open(root.clone(), mode == Mode::Kernel, &params, &mask, log)?;
         let mut buffer = None;
         let mut buffer_failed = false;

@@ -24,9 +24,9 @@ use crate::log::Log;
 use crate::paths;
 use crate::root::Root;
 use crate::runtime::{write_atomic, Mode};
+pub use crate::sys::now_ms;
 use event_loop::Guard;
 use setup::Lock;
-pub use sources::now_ms;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
@@ -72,18 +72,24 @@ pub fn run(root: &Root, log: &mut Log, opts: Options) -> i32 {
     if let Err(e) = setup::handled_signals().thread_block() {
         log.warn(&format!("cannot block signals: {e}"));
     }
+    let mut ready = None;
     if opts.adopt && !opts.resume {
-        if let Err(e) = setup::daemonize() {
-            log.err(&format!("cannot daemonize: {e}"));
-            return 1;
+        // SAFETY: no thread has been started yet (main calls run() first
+        // thing; the writer thread starts after the set-up).
+        match unsafe { setup::daemonize() } {
+            Ok(r) => ready = Some(r),
+            Err(e) => {
+                log.err(&format!("cannot daemonize: {e}"));
+                return 1;
+            }
         }
     }
     if let Err(e) = setup::write_pid(root, &mut lock, std::process::id()) {
         log.warn(&format!("cannot write pid files: {e}"));
     }
-    if opts.adopt {
+    if let Some(r) = ready {
         // Tell the waiting parent (Type=forking) that the pidfile is there.
-        setup::finish_daemonize();
+        setup::finish_daemonize(r);
     }
     let (mode, params) = setup::load_config(root, log);
     if mode == Mode::Off || !params.enabled {

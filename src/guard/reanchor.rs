@@ -3,12 +3,15 @@
 //! root through a /proc descriptor opened before the switch, then re-executes
 //! the binary from the new root (same pid).
 
+#![forbid(unsafe_code)]
+
 use crate::log::Log;
 use crate::paths;
-use nix::fcntl::{openat, AtFlags, OFlag};
-use nix::sys::stat::{fstatat, stat, Mode};
+use crate::sys::Open;
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{fstatat, stat};
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// True when PID 1's root is no longer ours: a switch-root happened.
 pub fn switched(procfd: &OwnedFd) -> bool {
@@ -23,18 +26,11 @@ pub fn switched(procfd: &OwnedFd) -> bool {
 /// only if no binary to re-execute was found (or exec failed); the guard
 /// then goes on from memory, already re-rooted.
 pub fn reanchor(procfd: &OwnedFd, log: &Log) {
-    let fd = match openat(
-        Some(procfd.as_raw_fd()),
-        "1/root",
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
-        // SAFETY: openat returned a new descriptor that nothing else owns.
-        Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
+    let fd = match crate::sys::open_at(procfd, "1/root", Open::PATH | Open::DIRECTORY) {
+        Ok(fd) => fd,
         Err(e) => {
             log.warn(&format!(
-                "switch-root seen but /proc/1/root cannot be opened: {}",
-                e.desc()
+                "switch-root seen but /proc/1/root cannot be opened: {e}"
             ));
             return;
         }
@@ -62,7 +58,7 @@ pub fn reanchor(procfd: &OwnedFd, log: &Log) {
     ));
     // The new image sets up (page faults, buffer) before it blocks again:
     // do that as a normal task, not under the real-time CPU-time limit.
-    let _ = super::setup::set_scheduler(libc::SCHED_OTHER, 0);
+    let _ = crate::sys::set_scheduler(libc::SCHED_OTHER, 0);
     let argv = [c"oom-ext-guard", c"guard", c"--resume"];
     let Ok(path) = CString::new(bin.clone()) else {
         return;

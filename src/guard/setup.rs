@@ -2,17 +2,15 @@
 //! memory and OOM shield, real-time priority, daemonizing for the
 //! real-root unit, the configuration it runs with.
 
-use super::sources::errno;
 use crate::log::Log;
 use crate::params::Params;
 use crate::paths;
 use crate::root::Root;
 use crate::runtime::{write_atomic, Config, Mode};
-use nix::fcntl::OFlag;
+use crate::sys;
 use nix::sys::signal::{SigSet, Signal};
-use nix::sys::stat::Mode as FMode;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// Which mode and parameters this guard runs with ([`Config`]); a damaged
 /// params file's skipped lines are logged.
@@ -39,19 +37,13 @@ pub(super) fn take_lock(root: &Root, resume: bool) -> std::io::Result<Lock> {
     let path = root.join(paths::LOCKFILE);
     // Not O_CLOEXEC: the lock must stay held across the re-exec after
     // switch-root (same pid, same open file description).
-    let fd = nix::fcntl::open(
+    let file = std::fs::File::from(sys::open_inherited(
         &path,
-        OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW,
-        FMode::from_bits_truncate(0o644),
-    )
-    .map_err(errno)?;
-    // SAFETY: open returned a new descriptor that nothing else owns.
-    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    // SAFETY: flock on a descriptor we own; no memory is involved.
-    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    match nix::Error::result(r) {
-        Ok(_) => Ok(Lock::Mine(file)),
-        Err(nix::Error::EWOULDBLOCK) => {
+        sys::Open::RDWR | sys::Open::CREATE | sys::Open::NOFOLLOW,
+    )?);
+    match sys::try_lock_exclusive(&file) {
+        Ok(true) => Ok(Lock::Mine(file)),
+        Ok(false) => {
             // Who holds it, from the kernel (not the file, which a
             // starting guard may not have written yet).
             // A guard that took the lock and then daemonized has a new pid
@@ -65,7 +57,7 @@ pub(super) fn take_lock(root: &Root, resume: bool) -> std::io::Result<Lock> {
                 Ok(Lock::Held(holder))
             }
         }
-        Err(e) => Err(errno(e)),
+        Err(e) => Err(e),
     }
 }
 
@@ -89,17 +81,11 @@ pub(super) fn harden(root: &Root, log: &Log) {
     // stay small.
     // glibc gives a second thread (the writer) its own malloc arena: a
     // 64 MiB reservation that MCL_FUTURE would lock. One arena is plenty.
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only sets a malloc tunable; no other thread exists yet.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
-    // SAFETY: mlockall only changes this process's paging; no memory is touched.
-    if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
-        log.warn(&format!(
-            "mlockall failed: {}; the guard may be paged out",
-            std::io::Error::last_os_error()
-        ));
+    // SAFETY: run() calls harden() before the writer thread starts: no
+    // other thread exists yet.
+    unsafe { sys::malloc_one_arena() };
+    if let Err(e) = sys::lock_all_memory() {
+        log.warn(&format!("mlockall failed: {e}; the guard may be paged out"));
     }
     if let Err(e) = crate::rootfs::write_existing(root, "proc/self/oom_score_adj", b"-1000\n") {
         log.warn(&format!("cannot set oom_score_adj=-1000: {e}"));
@@ -119,28 +105,10 @@ pub(super) fn realtime(root: &Root) {
         2_000_000,
         3_000_000,
     );
-    if set_scheduler(libc::SCHED_RR, 1).is_err() {
-        // SAFETY: plain syscall on our own process.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -20) };
+    if sys::set_scheduler(libc::SCHED_RR, 1).is_err() {
+        let _ = sys::set_nice(-20);
     }
 }
-
-/// sched_setscheduler(2) on this thread as a raw syscall: musl's libc
-/// wrapper always fails with ENOSYS.
-pub(crate) fn set_scheduler(policy: libc::c_int, priority: libc::c_int) -> std::io::Result<()> {
-    // The kernel's struct sched_param is one int.
-    let param: libc::c_int = priority;
-    // SAFETY: the syscall reads one int through a pointer to a live local.
-    let r = unsafe { libc::syscall(libc::SYS_sched_setscheduler, 0, policy, &param) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-/// Set by [`daemonize`] in the child: the write end the parent waits on.
-static READY_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
 /// The signals the event loop reads from its signalfd.
 pub(super) fn handled_signals() -> SigSet {
@@ -151,13 +119,21 @@ pub(super) fn handled_signals() -> SigSet {
     mask
 }
 
-/// Forks; the parent waits until the child has written the pidfile, then
-/// exits 0 (systemd Type=forking). The child starts a new session.
-pub(super) fn daemonize() -> std::io::Result<()> {
-    let (r, w) = nix::unistd::pipe().map_err(errno)?;
-    // SAFETY: the process is single-threaded here, so the child may run any code.
-    match unsafe { nix::unistd::fork() }.map_err(errno)? {
-        nix::unistd::ForkResult::Parent { .. } => {
+/// The daemonized child's promise to its waiting parent: the pipe's write
+/// end.
+pub(super) struct Ready(OwnedFd);
+
+/// Forks; the parent waits until the child has written the pidfile
+/// ([`finish_daemonize`]), then exits 0 (systemd Type=forking). The child
+/// starts a new session.
+///
+/// # Safety
+/// As [`sys::fork`]: the process must be single-threaded.
+pub(super) unsafe fn daemonize() -> std::io::Result<Ready> {
+    let (r, w) = nix::unistd::pipe().map_err(sys::errno)?;
+    // SAFETY: the caller guarantees the process is single-threaded.
+    match unsafe { sys::fork() }? {
+        sys::Forked::Parent => {
             drop(w);
             let mut b = [0u8; 1];
             let ok = std::fs::File::from(r)
@@ -166,30 +142,25 @@ pub(super) fn daemonize() -> std::io::Result<()> {
                 .unwrap_or(false);
             std::process::exit(if ok { 0 } else { 1 });
         }
-        nix::unistd::ForkResult::Child => {
+        sys::Forked::Child => {
             drop(r);
             let _ = nix::unistd::setsid();
-            READY_FD.store(w.as_raw_fd(), std::sync::atomic::Ordering::Relaxed);
-            std::mem::forget(w);
-            Ok(())
+            Ok(Ready(w))
         }
     }
 }
 
-pub(super) fn finish_daemonize() {
-    let fd = READY_FD.swap(-1, std::sync::atomic::Ordering::Relaxed);
-    if fd >= 0 {
-        // SAFETY: fd is the pipe's write end that daemonize() leaked for us.
-        let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        let _ = f.write_all(b"1");
-        if let Ok(null) = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-        {
-            for target in 0..3 {
-                let _ = nix::unistd::dup2(null.as_raw_fd(), target);
-            }
+/// Tells the waiting parent that the pidfile is there; stdio to /dev/null.
+pub(super) fn finish_daemonize(ready: Ready) {
+    let mut f = std::fs::File::from(ready.0);
+    let _ = f.write_all(b"1");
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for target in 0..3 {
+            let _ = nix::unistd::dup2(null.as_raw_fd(), target);
         }
     }
 }

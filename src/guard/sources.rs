@@ -3,6 +3,8 @@
 //! mountinfo) and the readings that become [`Event`]s and [`Facts`]. No
 //! decisions here: what an event means is the machine's.
 
+#![forbid(unsafe_code)]
+
 use super::kernel_text;
 use super::machine::{Event, Facts};
 use crate::log::Log;
@@ -10,43 +12,19 @@ use crate::params::Params;
 use crate::paths;
 use crate::root::Root;
 use crate::status;
-use nix::fcntl::OFlag;
+use crate::sys;
+use crate::sys::now_ms;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::stat::Mode as FMode;
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 
-pub(super) fn errno(e: nix::Error) -> std::io::Error {
-    std::io::Error::from_raw_os_error(e as i32)
-}
-
-/// CLOCK_BOOTTIME in ms (counts suspend, like the kernel's timers).
-pub fn now_ms() -> u64 {
-    let t =
-        nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).unwrap_or(TimeSpec::new(0, 0));
-    t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000
-}
-
-pub(super) fn open_raw(path: &std::path::Path, flags: OFlag) -> std::io::Result<OwnedFd> {
-    let fd = nix::fcntl::open(
-        path,
-        flags | OFlag::O_CLOEXEC,
-        FMode::from_bits_truncate(0o644),
-    )
-    .map_err(errno)?;
-    // SAFETY: open returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn fs_is(fd: &impl AsFd, magic: nix::sys::statfs::FsType) -> bool {
-    nix::sys::statfs::fstatfs(fd)
-        .map(|s| s.filesystem_type() == magic)
-        .unwrap_or(false)
+fn fs_is(fd: &impl AsFd, fs: sys::Fs) -> bool {
+    sys::fs_of(fd) == fs
 }
 
 /// Which source woke the loop.
@@ -112,12 +90,12 @@ impl Sources {
         log: &Log,
     ) -> std::io::Result<Sources> {
         let sigfd = SignalFd::with_flags(mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-            .map_err(errno)?;
+            .map_err(sys::errno)?;
         let timer = TimerFd::new(
             ClockId::CLOCK_BOOTTIME,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
         )
-        .map_err(errno)?;
+        .map_err(sys::errno)?;
         let mut s = Sources {
             root,
             sigfd,
@@ -148,14 +126,14 @@ impl Sources {
             log.warn(&format!("stall protection unavailable: {e}"));
         }
         if s.root.is_system() {
-            s.mountinfo = open_raw(
+            s.mountinfo = sys::open(
                 std::path::Path::new("/proc/self/mountinfo"),
-                OFlag::O_RDONLY,
+                sys::Open::RDONLY,
             )
             .ok();
-            s.procfd = open_raw(
+            s.procfd = sys::open(
                 std::path::Path::new("/proc"),
-                OFlag::O_PATH | OFlag::O_DIRECTORY,
+                sys::Open::PATH | sys::Open::DIRECTORY,
             )
             .ok();
         }
@@ -184,7 +162,7 @@ impl Sources {
         let path = self.root.join(paths::MODULE_STATUS);
         match std::fs::File::open(&path) {
             Ok(f) => {
-                self.status_pollable = fs_is(&f, nix::sys::statfs::SYSFS_MAGIC);
+                self.status_pollable = fs_is(&f, sys::Fs::Sys);
                 self.status_fd = Some(f);
             }
             Err(e) => log.warn(&format!(
@@ -203,7 +181,7 @@ impl Sources {
             return;
         }
         let path = self.root.join(paths::PSI_MEMORY);
-        let fd = match open_raw(&path, OFlag::O_RDWR | OFlag::O_NONBLOCK) {
+        let fd = match sys::open(&path, sys::Open::RDWR | sys::Open::NONBLOCK) {
             Ok(fd) => fd,
             Err(e) => {
                 self.psi_error = Some(format!(
@@ -213,7 +191,7 @@ impl Sources {
                 return;
             }
         };
-        if !fs_is(&fd, nix::sys::statfs::PROC_SUPER_MAGIC) {
+        if !fs_is(&fd, sys::Fs::Proc) {
             self.psi_error = Some(format!("{} is not in procfs", path.display()));
             return;
         }
@@ -468,14 +446,10 @@ impl Sources {
             return false; // a fake root's pids are not this machine's
         }
         self.victims.retain(|(p, _)| *p != pid);
-        // SAFETY: pidfd_open takes two integers and returns a new descriptor
-        // or -1; no memory is passed.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-        if fd < 0 {
-            return false; // ESRCH: exited already; ENOSYS: kernel before 5.3
-        }
-        // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+        // ESRCH: exited already; ENOSYS: kernel before 5.3.
+        let Ok(fd) = sys::pidfd_open(pid) else {
+            return false;
+        };
         self.victims.push((pid, fd));
         true
     }

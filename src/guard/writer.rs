@@ -5,6 +5,8 @@
 //! Jobs run in order; [`Writer::drain`] waits for them where the order with
 //! the outside matters (reboot, re-exec, exit).
 
+#![forbid(unsafe_code)]
+
 use crate::flag;
 use crate::log::Log;
 use crate::paths;

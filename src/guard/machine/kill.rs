@@ -3,6 +3,8 @@
 //! the last victims are still on their way out. The executor's
 //! [`Action::Kill`] carries the kill out (the victim choice is its step).
 
+#![forbid(unsafe_code)]
+
 use super::{pid_list, Action, Facts, Machine};
 use crate::flag::Victim;
 use crate::log::Level;

@@ -2,6 +2,8 @@
 //! evidence, ended after a quiet spell with memory back; the buffer and the
 //! crash flag follow it), the module's state in kernel mode, gracetime.
 
+#![forbid(unsafe_code)]
+
 use super::{Action, Facts, Flow, Machine};
 use crate::log::Level;
 use crate::status::ModuleStatus;

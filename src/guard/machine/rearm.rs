@@ -1,6 +1,8 @@
 //! The re-arm concern (fallback mode): `resettime` after the OOM state the
 //! buffer is reserved again, when memory allows.
 
+#![forbid(unsafe_code)]
+
 use super::{Action, Facts, Machine};
 use crate::log::Level;
 

@@ -3,6 +3,8 @@
 //! trigger model; what a stall leads to (trigger, OOM state, kill) is asked
 //! of the other concerns.
 
+#![forbid(unsafe_code)]
+
 use super::{Action, Facts, Flow, Machine};
 use crate::log::Level;
 use crate::runtime::Mode;
