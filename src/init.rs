@@ -11,7 +11,7 @@ use crate::rootfs;
 use crate::runtime::{Config, Mode};
 use crate::sysctl;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything `init` reads before deciding.
 #[derive(Debug, Clone)]
@@ -25,19 +25,38 @@ pub struct Inputs {
     /// `modules.dep` text, or why it could not be read.
     pub modules_dep: Result<String, String>,
     pub kernel_panic: Option<String>,
+    /// modprobe under the root (real root only: it runs on this machine).
+    pub modprobe: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModulePlan {
-    /// `oom_ext=0`: leave it alone (and zero it if it is already loaded).
-    Off,
+    /// `oom_ext=0`: leave it alone; if it is loaded already, these sysctl
+    /// writes switch it off.
+    Off {
+        zero: Vec<(String, String)>,
+    },
     AlreadyLoaded,
     Load {
         path: PathBuf,
         compression: Compression,
         args: String,
+        /// If the kernel refuses the file.
+        refused: Refused,
     },
     Unavailable(String),
+}
+
+/// What `init` does when the kernel refuses the module file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// Fallback mode.
+    Fallback,
+    /// A compressed file: load it through this modprobe (libkmod
+    /// decompresses what the kernel cannot), fallback mode if that fails.
+    Modprobe(PathBuf),
+    /// A compressed file but no modprobe to decompress it: fallback mode.
+    NoModprobe,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +64,8 @@ pub struct Plan {
     pub params: Params,
     pub diagnostics: Vec<Diagnostic>,
     pub module: ModulePlan,
+    /// Kernel mode: `vm.oom_ext.*` sysctls to write, in order.
+    pub sysctls: Vec<(String, String)>,
     /// `kernel.panic` to set (because gracetime is on and panic would halt).
     pub set_panic: Option<u32>,
     pub start_guard: bool,
@@ -57,7 +78,16 @@ pub const PANIC_REBOOT_S: u32 = 10;
 pub fn plan(root: &Root, inputs: &Inputs) -> Plan {
     let (params, diagnostics) = cmdline::parse(&inputs.cmdline);
     let module = if !params.enabled {
-        ModulePlan::Off
+        ModulePlan::Off {
+            zero: if inputs.module_loaded {
+                [("bufsize", "0"), ("gracetime", "0"), ("crashflag", "0")]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
     } else if inputs.module_loaded {
         ModulePlan::AlreadyLoaded
     } else {
@@ -84,10 +114,18 @@ pub fn plan(root: &Root, inputs: &Inputs) -> Plan {
                     } else {
                         moddir.join(&p)
                     };
+                    let compression = Compression::of(&p);
+                    let refused = match (compression, &inputs.modprobe) {
+                        (Compression::None, _) => Refused::Fallback,
+                        (_, Some(m)) => Refused::Modprobe(m.clone()),
+                        (_, None) if root.is_system() => Refused::NoModprobe,
+                        (_, None) => Refused::Fallback,
+                    };
                     ModulePlan::Load {
-                        compression: Compression::of(&p),
+                        compression,
                         path,
                         args: params.module_args(),
+                        refused,
                     }
                 }
             },
@@ -97,10 +135,17 @@ pub fn plan(root: &Root, inputs: &Inputs) -> Plan {
     let set_panic =
         (params.enabled && params.gracetime > 0 && panic_now == Some(0)).then_some(PANIC_REBOOT_S);
     let start_guard = params.enabled;
+    // Reverse table order: the path before the flag switch that uses it,
+    // bufsize (the reservation) last.
+    let sysctls = crate::params::module_keys()
+        .rev()
+        .map(|k| (k.to_string(), params.get(k).unwrap_or_default()))
+        .collect();
     Plan {
         params,
         diagnostics,
         module,
+        sysctls,
         set_panic,
         start_guard,
     }
@@ -132,6 +177,11 @@ pub fn gather(root: &Root) -> Inputs {
         module_loaded: modload::is_loaded(root),
         modules_dep,
         kernel_panic: sysctl::read(root, "kernel.panic").ok(),
+        // Against a fake root, no modprobe: it would run on this machine.
+        modprobe: root
+            .is_system()
+            .then(|| modload::find_modprobe(root))
+            .flatten(),
         release,
     }
 }
@@ -154,18 +204,24 @@ impl Plan {
         );
         let rel = |p: &PathBuf| format!("/{}", p.strip_prefix(root.dir()).unwrap_or(p).display());
         let _ = match &self.module {
-            ModulePlan::Off => writeln!(s, "module: off"),
+            ModulePlan::Off { .. } => writeln!(s, "module: off"),
             ModulePlan::AlreadyLoaded => writeln!(s, "module: already loaded, write sysctls"),
             ModulePlan::Load {
                 path,
                 compression,
                 args,
+                refused,
             } => {
-                writeln!(
+                let _ = writeln!(
                     s,
                     "module: load {} ({compression:?}) with \"{args}\"",
                     rel(path)
-                )
+                );
+                match refused {
+                    Refused::Fallback => Ok(()),
+                    Refused::Modprobe(m) => writeln!(s, "module: if refused, {}", rel(m)),
+                    Refused::NoModprobe => writeln!(s, "module: if refused, no modprobe"),
+                }
             }
             ModulePlan::Unavailable(why) => writeln!(
                 s,
@@ -185,6 +241,43 @@ impl Plan {
     }
 }
 
+/// The plan's step for a module file the kernel refused.
+fn when_refused(path: &Path, args: &str, refused: &Refused, why: &str, log: &Log) -> Mode {
+    match refused {
+        Refused::Fallback => {
+            log.warn(&format!(
+                "cannot load module {}: {why}; using the userspace fallback guard",
+                path.display()
+            ));
+            Mode::Fallback
+        }
+        Refused::Modprobe(m) => match modload::load_with_modprobe(m, args) {
+            LoadResult::Loaded | LoadResult::AlreadyLoaded => {
+                log.notice(&format!(
+                    "kernel refused {} ({why}); loaded it through {} instead",
+                    path.display(),
+                    m.display()
+                ));
+                Mode::Kernel
+            }
+            LoadResult::Failed(why2) => {
+                log.warn(&format!(
+                    "cannot load module {}: {why}; {why2}; using the userspace fallback guard",
+                    path.display()
+                ));
+                Mode::Fallback
+            }
+        },
+        Refused::NoModprobe => {
+            log.warn(&format!(
+                "cannot load module {}: {why}; no modprobe to decompress it; using the userspace fallback guard",
+                path.display()
+            ));
+            Mode::Fallback
+        }
+    }
+}
+
 /// Carries out the plan. Every failure is logged, none is returned: boot goes on.
 pub fn execute(root: &Root, plan: &Plan, log: &Log, spawn_guard: bool) -> Mode {
     for d in &plan.diagnostics {
@@ -192,12 +285,12 @@ pub fn execute(root: &Root, plan: &Plan, log: &Log, spawn_guard: bool) -> Mode {
     }
     let p = &plan.params;
     let mode = match &plan.module {
-        ModulePlan::Off => {
-            if modload::is_loaded(root) {
-                for (k, v) in [("bufsize", "0"), ("gracetime", "0"), ("crashflag", "0")] {
-                    if let Err(e) = sysctl::write(root, &format!("vm.oom_ext.{k}"), v) {
-                        log.warn(&format!("oom_ext=0 but the module is loaded; cannot set vm.oom_ext.{k}={v}: {e}"));
-                    }
+        ModulePlan::Off { zero } => {
+            for (k, v) in zero {
+                if let Err(e) = sysctl::write(root, &format!("vm.oom_ext.{k}"), v) {
+                    log.warn(&format!(
+                        "oom_ext=0 but the module is loaded; cannot set vm.oom_ext.{k}={v}: {e}"
+                    ));
                 }
             }
             log.notice("oom_ext=0 on the kernel command line: oom-ext is off");
@@ -211,47 +304,14 @@ pub fn execute(root: &Root, plan: &Plan, log: &Log, spawn_guard: bool) -> Mode {
             path,
             compression,
             args,
+            refused,
         } => match modload::load(path, *compression, args) {
             LoadResult::Loaded => {
                 log.info(&format!("loaded {} with {args}", path.display()));
                 Mode::Kernel
             }
             LoadResult::AlreadyLoaded => Mode::Kernel,
-            LoadResult::Failed(why) if *compression != Compression::None && root.is_system() => {
-                match modload::find_modprobe(root)
-                    .map(|m| (modload::load_with_modprobe(&m, args), m))
-                {
-                    Some((LoadResult::Loaded | LoadResult::AlreadyLoaded, m)) => {
-                        log.notice(&format!(
-                            "kernel refused {} ({why}); loaded it through {} instead",
-                            path.display(),
-                            m.display()
-                        ));
-                        Mode::Kernel
-                    }
-                    Some((LoadResult::Failed(why2), _)) => {
-                        log.warn(&format!(
-                            "cannot load module {}: {why}; {why2}; using the userspace fallback guard",
-                            path.display()
-                        ));
-                        Mode::Fallback
-                    }
-                    None => {
-                        log.warn(&format!(
-                            "cannot load module {}: {why}; no modprobe to decompress it; using the userspace fallback guard",
-                            path.display()
-                        ));
-                        Mode::Fallback
-                    }
-                }
-            }
-            LoadResult::Failed(why) => {
-                log.warn(&format!(
-                    "cannot load module {}: {why}; using the userspace fallback guard",
-                    path.display()
-                ));
-                Mode::Fallback
-            }
+            LoadResult::Failed(why) => when_refused(path, args, refused, &why, log),
         },
         ModulePlan::Unavailable(why) => {
             log.warn(&format!(
@@ -261,11 +321,8 @@ pub fn execute(root: &Root, plan: &Plan, log: &Log, spawn_guard: bool) -> Mode {
         }
     };
     if mode == Mode::Kernel {
-        // Reverse table order: the path before the flag switch that uses
-        // it, bufsize (the reservation) last.
-        for k in crate::params::module_keys().rev() {
-            let v = p.get(k).unwrap_or_default();
-            if let Err(e) = sysctl::write(root, &format!("vm.oom_ext.{k}"), &v) {
+        for (k, v) in &plan.sysctls {
+            if let Err(e) = sysctl::write(root, &format!("vm.oom_ext.{k}"), v) {
                 log.warn(&format!("cannot write vm.oom_ext.{k}={v}: {e}"));
             }
         }
@@ -356,6 +413,7 @@ mod tests {
             module_loaded: false,
             modules_dep: Ok("updates/dkms/oom_ext.ko: \n".into()),
             kernel_panic: Some("0\n".into()),
+            modprobe: None,
         }
     }
 
@@ -369,8 +427,22 @@ mod tests {
                 path: "/r/lib/modules/6.1.0-56-amd64/updates/dkms/oom_ext.ko".into(),
                 compression: Compression::None,
                 args: "bufsize=64 gracetime=30 resettime=300 crashflag=1 crashflag_name=/oomflag"
-                    .into()
+                    .into(),
+                refused: Refused::Fallback,
             }
+        );
+        assert_eq!(
+            p.sysctls
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "crashflag_name",
+                "crashflag",
+                "resettime",
+                "gracetime",
+                "bufsize"
+            ]
         );
         assert_eq!(p.set_panic, Some(10));
         assert!(p.start_guard);
@@ -393,8 +465,14 @@ mod tests {
         let p = plan(&root, &inputs("oom_ext=off oom_ext.gracetime=30"));
         assert_eq!(
             (p.module, p.set_panic, p.start_guard),
-            (ModulePlan::Off, None, false)
+            (ModulePlan::Off { zero: Vec::new() }, None, false)
         );
+        let mut i = inputs("oom_ext=0");
+        i.module_loaded = true;
+        let ModulePlan::Off { zero } = plan(&root, &i).module else {
+            panic!("not off");
+        };
+        assert_eq!(zero.len(), 3, "a loaded module is switched off: {zero:?}");
         let mut i = inputs("");
         i.modules_dep = Ok("kernel/a.ko:\n".into());
         assert!(matches!(plan(&root, &i).module, ModulePlan::Unavailable(_)));
@@ -402,5 +480,22 @@ mod tests {
         assert!(matches!(plan(&root, &i).module, ModulePlan::Unavailable(_)));
         i.module_loaded = true;
         assert_eq!(plan(&root, &i).module, ModulePlan::AlreadyLoaded);
+    }
+
+    #[test]
+    fn a_refused_compressed_module_has_its_fallback_in_the_plan() {
+        let mut i = inputs("");
+        i.modules_dep = Ok("updates/dkms/oom_ext.ko.xz:\n".into());
+        let refused = |root: &Root, i: &Inputs| match plan(root, i).module {
+            ModulePlan::Load { refused, .. } => refused,
+            m => panic!("{m:?}"),
+        };
+        assert_eq!(refused(&Root::new("/r"), &i), Refused::Fallback);
+        assert_eq!(refused(&Root::system(), &i), Refused::NoModprobe);
+        i.modprobe = Some("/sbin/modprobe".into());
+        assert_eq!(
+            refused(&Root::system(), &i),
+            Refused::Modprobe("/sbin/modprobe".into())
+        );
     }
 }

@@ -1,11 +1,12 @@
 //! Finding and loading `oom_ext.ko` (plain, `.ko.xz`, `.ko.zst`) with
 //! `finit_module`. Pure lookup in `modules.dep`, thin I/O around it.
 
+#![forbid(unsafe_code)]
+
 use crate::root::Root;
 use nix::errno::Errno;
 use nix::kmod::{finit_module, ModuleInitFlags};
 use std::ffi::CString;
-use std::path::PathBuf;
 
 pub const MODULE: &str = "oom_ext";
 /// `MODULE_INIT_COMPRESSED_FILE` (Linux 6.1+ uapi/linux/module.h): the
@@ -64,42 +65,6 @@ pub fn kernel_release(root: &Root) -> Option<String> {
 
 pub fn is_loaded(root: &Root) -> bool {
     root.join("sys/module").join(MODULE).exists()
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Located {
-    Found {
-        path: PathBuf,
-        compression: Compression,
-    },
-    NotFound(String),
-}
-
-/// Finds the module file for `release` via `lib/modules/<release>/modules.dep`.
-pub fn locate(root: &Root, release: &str) -> Located {
-    let moddir = root.join(format!("lib/modules/{release}"));
-    let dep = moddir.join("modules.dep");
-    let text = match std::fs::read_to_string(&dep) {
-        Ok(t) => t,
-        Err(e) => return Located::NotFound(format!("cannot read {}: {e}", dep.display())),
-    };
-    match find_in_modules_dep(&text, MODULE) {
-        Some((p, _)) => {
-            let path = if p.starts_with('/') {
-                root.join(&p)
-            } else {
-                moddir.join(&p)
-            };
-            Located::Found {
-                compression: Compression::of(&p),
-                path,
-            }
-        }
-        None => Located::NotFound(format!(
-            "{MODULE} is not in {} (not installed for kernel {release}?)",
-            dep.display()
-        )),
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
