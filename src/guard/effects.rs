@@ -7,9 +7,11 @@
 use super::buffer::Buffer;
 use super::machine::{Action, Event, Machine};
 use super::writer::{Files, Job, Writer};
-use crate::flag::NewFlag;
+use crate::flag::{NewFlag, Victim};
 use crate::log::Log;
+use crate::params::Params;
 use crate::paths;
+use crate::policy::act::{Chooser, Outcome as KillOutcome, Settings};
 use crate::root::Root;
 use crate::rootfs;
 use crate::runtime::Mode;
@@ -35,16 +37,29 @@ pub(super) struct Effects {
     /// ([`Effects::start_writer`]), then by the worker.
     files: Option<Files>,
     writer: Option<Writer>,
+    /// Who dies when the machine asks for a kill (docs/policy.md).
+    chooser: Chooser,
+}
+
+/// The policy's settings from the parameters.
+fn policy_settings(_params: &Params) -> Settings {
+    Settings::default()
 }
 
 impl Effects {
-    pub(super) fn new(root: Root, buffer: Option<Buffer>, log: &Log) -> Effects {
+    pub(super) fn new(root: Root, buffer: Option<Buffer>, params: &Params, log: &Log) -> Effects {
         Effects {
             files: Some(Files::new(root.clone(), log.clone())),
+            chooser: Chooser::new(&root, policy_settings(params), log),
             root,
             buffer,
             writer: None,
         }
+    }
+
+    /// SIGHUP: the policy files and settings again.
+    pub(super) fn reload_policy(&mut self, params: &Params, log: &Log) {
+        self.chooser.reload(policy_settings(params), log);
     }
 
     pub(super) fn buffer_bytes(&self) -> usize {
@@ -95,7 +110,7 @@ impl Effects {
                 let r = rootfs::write_existing(&self.root, paths::MODULE_TRIGGER, b"1");
                 return Outcome::Answer(Event::Triggered(r.map_err(|e| e.to_string())));
             }
-            Action::Kill => self.kill(log),
+            Action::Kill => return Outcome::Answer(Event::Killed(self.kill(log))),
             Action::Reboot => return Outcome::Exit(self.reboot(log)),
             // The loop's own (sources, state file).
             Action::WatchExit(_) | Action::Unwatch(_) | Action::ReopenPsi | Action::WriteState => {}
@@ -103,12 +118,21 @@ impl Effects {
         Outcome::Done
     }
 
-    /// The kill step: sysrq `f`, the kernel's OOM killer picks the victim
-    /// (honouring oom_score_adj).
-    fn kill(&mut self, log: &Log) {
-        if let Err(e) = rootfs::write_existing(&self.root, paths::SYSRQ, b"f") {
-            log.warn(&format!("cannot write f to /{}: {e}", paths::SYSRQ));
+    /// The kill step: the policy's choice; sysrq `f` (the kernel's OOM
+    /// killer picks, honouring oom_score_adj) when it found no one or its
+    /// kill failed. The victims killed here, for the machine to await.
+    fn kill(&mut self, log: &Log) -> Vec<Victim> {
+        match self.chooser.kill(now_ms(), log) {
+            KillOutcome::Killed(v) => return v,
+            KillOutcome::DryRun => {}
+            KillOutcome::Fallback => {
+                log.warn("falling back to sysrq f: the kernel's OOM killer picks the victim");
+                if let Err(e) = rootfs::write_existing(&self.root, paths::SYSRQ, b"f") {
+                    log.warn(&format!("cannot write f to /{}: {e}", paths::SYSRQ));
+                }
+            }
         }
+        Vec::new()
     }
 
     fn new_flag(&self, source: &str, m: &Machine, oom_calls: u64) -> NewFlag {

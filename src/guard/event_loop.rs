@@ -42,12 +42,14 @@ impl Guard {
                 }
             }
         }
-        let mut machine = Machine::new(mode, params, buffer.is_some());
+        let held = buffer.is_some();
+        let effects = Effects::new(root.clone(), buffer, &params, log);
+        let mut machine = Machine::new(mode, params, held);
         if buffer_failed {
             machine = machine.with_rearm_at(now_ms() + REARM_RETRY_MS);
         }
         Ok(Guard {
-            effects: Effects::new(root.clone(), buffer, log),
+            effects,
             root,
             machine,
             sources,
@@ -199,6 +201,7 @@ impl Guard {
             }
             None => setup::load_config(&self.root, log).1,
         };
+        self.effects.reload_policy(&params, log);
         let f = self.sources.facts();
         let acts = self.machine.handle(Event::Reload(params), f);
         let _ = self.execute(acts, f, log);

@@ -7,11 +7,11 @@
 use super::kill::{kill_group, kill_process};
 use super::parent::{blameable, ParentId, Parents};
 use super::rank::{choose, describe, Context, Listed};
-use super::rules::Policy;
+use super::rules::{Policy, Verb};
 use super::{load, proctable, scope, Proc};
+use crate::flag::Victim;
 use crate::log::Log;
 use crate::root::Root;
-use std::os::fd::OwnedFd;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KillScope {
@@ -47,8 +47,8 @@ pub struct Config {
 
 #[derive(Debug)]
 pub enum Outcome {
-    /// Killed; the pidfds are the victims to watch for their exit.
-    Killed(Vec<(u32, OwnedFd)>),
+    /// Killed (the victim, and its parent when parent_max says so).
+    Killed(Vec<Victim>),
     /// Dry run: the choice was logged, nobody was killed.
     DryRun,
     /// No candidate, or the kill failed: the caller writes sysrq `f`.
@@ -96,12 +96,7 @@ fn group_for(
 }
 
 /// Kills `v` (and its group); the pidfd of `v` on success.
-fn kill_victim(
-    root: &Root,
-    v: &Proc,
-    group: Option<&str>,
-    log: &Log,
-) -> Result<(u32, OwnedFd), String> {
+fn kill_victim(root: &Root, v: &Proc, group: Option<&str>, log: &Log) -> Result<Victim, String> {
     if let Some(g) = group {
         if let Err(e) = kill_group(root, g) {
             log.warn(&format!(
@@ -124,7 +119,113 @@ fn kill_victim(
             v.pid
         ));
     }
-    Ok((v.pid, k.pidfd))
+    // The loop watches the victim's exit with a pidfd of its own.
+    drop(k.pidfd);
+    Ok(Victim {
+        pid: v.pid,
+        comm: v.name.clone(),
+        rss_kb: v.rss_kb,
+    })
+}
+
+/// The settings of the policy that come from the parameters
+/// (`oom_ext.dry_run=`, `oom_ext.kill_scope=`, `oom_ext.parent_max=`,
+/// `oom_ext.parent_expire=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Settings {
+    pub dry_run: bool,
+    pub kill_scope: KillScope,
+    pub parent_max: u32,
+    pub parent_expire_s: u32,
+}
+
+/// The guard's side of the policy: the files as loaded at start and on
+/// SIGHUP, the kill-parent table, the settings in effect.
+#[derive(Debug)]
+pub struct Chooser {
+    root: Root,
+    policy: Policy,
+    parents: Parents,
+    settings: Settings,
+    page_kb: u64,
+}
+
+impl Chooser {
+    pub fn new(root: &Root, settings: Settings, log: &Log) -> Chooser {
+        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .unwrap_or(4096);
+        let mut c = Chooser {
+            root: root.clone(),
+            policy: Policy::default(),
+            parents: Parents::new(settings.parent_max, settings.parent_expire_s),
+            settings,
+            page_kb: (page as u64 / 1024).max(1),
+        };
+        c.load(log);
+        c
+    }
+
+    fn load(&mut self, log: &Log) {
+        let (policy, problems) = load::load_policy(&self.root);
+        for p in &problems {
+            log.warn(&format!("policy: {p}"));
+        }
+        self.policy = policy;
+        log.info(&self.summary());
+    }
+
+    /// SIGHUP: the files and the settings again. The kill-parent counts
+    /// survive unless its limits changed.
+    pub fn reload(&mut self, settings: Settings, log: &Log) {
+        let (max, exp) = (settings.parent_max, settings.parent_expire_s);
+        if (max, exp) != (self.settings.parent_max, self.settings.parent_expire_s) {
+            self.parents = Parents::new(max, exp);
+        }
+        self.settings = settings;
+        self.load(log);
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.settings.dry_run || self.policy.settings.dry_run == Some(true)
+    }
+
+    /// One line: the rules and settings in effect.
+    pub fn summary(&self) -> String {
+        let r = &self.policy.rules;
+        let count = |v: Verb| r.iter().filter(|x| x.verb == v).count();
+        format!(
+            "policy: {} rules (prefer {}, avoid {}, protect {}, default {}), kill_scope={}, dry_run={}, parent_max={}, parent_expire={}",
+            r.len(),
+            count(Verb::Prefer),
+            count(Verb::Avoid),
+            count(Verb::Protect),
+            count(Verb::Default),
+            self.settings.kill_scope.as_str(),
+            u8::from(self.dry_run()),
+            self.settings.parent_max,
+            self.settings.parent_expire_s
+        )
+    }
+
+    /// One kill by the policy ([`kill_one`]).
+    pub fn kill(&mut self, now_ms: u64, log: &Log) -> Outcome {
+        let cfg = Config {
+            dry_run: self.dry_run(),
+            kill_scope: self.settings.kill_scope,
+            page_kb: self.page_kb,
+            guard_pid: std::process::id(),
+        };
+        kill_one(
+            &self.root,
+            &cfg,
+            &self.policy,
+            &mut self.parents,
+            now_ms,
+            log,
+        )
+    }
 }
 
 /// Chooses and kills one victim (see the module comment).

@@ -1,7 +1,8 @@
 //! The kill concern: a stall that lasts `psi_kill_ms` decides a kill, made
 //! KILL_CONFIRM_MS later unless memory came back meanwhile; no kill while
 //! the last victims are still on their way out. The executor's
-//! [`Action::Kill`] carries the kill out (the victim choice is its step).
+//! [`Action::Kill`] carries the kill out: oom_ext's choice (src/policy/),
+//! sysrq `f` when it finds no one.
 
 #![forbid(unsafe_code)]
 
@@ -128,7 +129,7 @@ impl Machine {
             out.push(Action::Log(
                 Level::Info,
                 format!(
-                    "{}, but the kernel's OOM killer killed pid {} meanwhile: no sysrq f",
+                    "{}, but the kernel's OOM killer killed pid {} meanwhile: no kill",
                     k.why,
                     pid_list(&a.pids)
                 ),
@@ -140,7 +141,7 @@ impl Machine {
             out.push(Action::Log(
                 Level::Info,
                 format!(
-                    "{}, but memory is coming back without a kill ({} kB freed in {} ms, {} kB available): no sysrq f",
+                    "{}, but memory is coming back without a kill ({} kB freed in {} ms, {} kB available): no kill",
                     k.why,
                     freed.unwrap_or(0),
                     f.now_ms.saturating_sub(k.at_ms - KILL_CONFIRM_MS),
@@ -165,7 +166,7 @@ impl Machine {
         }
         out.push(Action::Log(
             Level::Warning,
-            format!("{why}: asking the kernel's OOM killer to pick a victim (sysrq f)"),
+            format!("{why}: killing a victim"),
         ));
         out.push(Action::Kill);
     }
@@ -173,7 +174,6 @@ impl Machine {
     /// The kernel's OOM killer killed a process (ours or its own choice).
     pub(super) fn on_kill(&mut self, v: Option<Victim>, f: Facts, out: &mut Vec<Action>) {
         if let Some(v) = &v {
-            self.counters.victims += 1;
             out.push(Action::Log(
                 Level::Notice,
                 format!(
@@ -181,6 +181,24 @@ impl Machine {
                     v.pid, v.comm, v.rss_kb
                 ),
             ));
+        }
+        self.victims(v.into_iter().collect(), f, out);
+    }
+
+    /// Victims oom_ext chose and killed itself ([`Action::Kill`]'s answer;
+    /// the executor logged them). None: a dry run, or sysrq `f` was
+    /// written (its victim comes from the kernel log).
+    pub(super) fn on_victims(&mut self, vs: Vec<Victim>, f: Facts, out: &mut Vec<Action>) {
+        if !vs.is_empty() {
+            self.victims(vs, f, out);
+        }
+    }
+
+    /// Awaits the victims (ours or the kernel's), counts them as OOM
+    /// evidence in fallback mode, adds them to the flag.
+    fn victims(&mut self, vs: Vec<Victim>, f: Facts, out: &mut Vec<Action>) {
+        for v in &vs {
+            self.counters.victims += 1;
             // Any victim, ours or the kernel's own: a kill before its memory
             // is back would only find the next process.
             let a = self.awaiting.get_or_insert(Awaiting {
@@ -196,7 +214,7 @@ impl Machine {
         if self.mode != Mode::Kernel {
             self.oom_evidence(f.now_ms, "vmstat", f, out);
         }
-        if let Some(v) = v {
+        for v in vs {
             out.push(Action::AppendFlag(v.line()));
         }
     }

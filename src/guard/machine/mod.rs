@@ -45,6 +45,9 @@ pub enum Event {
     /// The kernel's OOM killer killed a process (from the kernel log), or
     /// the `oom_kill` counter in /proc/vmstat rose (no victim known).
     OomKill(Option<Victim>),
+    /// The outcome of [`Action::Kill`]: the processes oom_ext killed itself
+    /// (none: it wrote sysrq `f`, or a dry run).
+    Killed(Vec<Victim>),
     /// The module's status changed.
     Module(ModuleStatus),
     /// The deadline from [`Machine::next_deadline`] was reached.
@@ -106,8 +109,10 @@ pub enum Action {
     /// Write `1` to the module's trigger; the loop answers with
     /// [`Event::Triggered`].
     Trigger,
-    /// Kill a process to end the stall. Today the executor writes sysrq
-    /// `f`: the kernel's OOM killer picks the victim.
+    /// Kill a process to end the stall: the executor chooses it by the
+    /// policy (src/policy/, docs/policy.md), or writes sysrq `f` (the
+    /// kernel's OOM killer picks) when it finds no one; it answers with
+    /// [`Event::Killed`].
     Kill,
     /// Report [`Event::VictimExited`] when this process has exited.
     WatchExit(u32),
@@ -249,6 +254,7 @@ impl Machine {
         match ev {
             Event::Psi => self.on_psi(f, &mut out),
             Event::OomKill(v) => self.on_kill(v, f, &mut out),
+            Event::Killed(vs) => self.on_victims(vs, f, &mut out),
             Event::Module(s) => self.on_module(s, f, &mut out),
             Event::Timer => self.on_timer(f, &mut out),
             Event::VictimExited(pid) => self.on_exit(pid, f, &mut out),

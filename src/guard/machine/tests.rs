@@ -49,7 +49,10 @@ fn no_kill_while_memory_comes_back_by_itself() {
         .contains(&Action::Kill));
     let a = m.handle(Event::Timer, counted(3200, 20, 42_000));
     assert!(a.contains(&Action::Kill), "{a:?}");
-    assert!(logged(&a, "memory stall for 3000 ms: asking"), "{a:?}");
+    assert!(
+        logged(&a, "memory stall for 3000 ms: killing a victim"),
+        "{a:?}"
+    );
     assert_eq!(m.counters.kills, 1);
     assert_eq!(m.stall.unwrap().last_kill_ms, Some(3200));
     // A pending kill dies with its stall.
@@ -592,4 +595,32 @@ fn reload_reopens_psi_and_replaces_the_buffer_only_when_they_change() {
     assert!(logged(&a, "reloaded parameters (SIGHUP): "));
     m.handle(Event::BufferReplaced(false), at(1, 500));
     assert_eq!(m.state_word(), "off");
+}
+
+#[test]
+fn victims_oom_ext_killed_itself_are_awaited_like_the_kernels() {
+    let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+    m.handle(Event::Psi, at(0, 10));
+    assert!(m.handle(Event::Psi, at(2000, 10)).contains(&Action::Kill));
+    let v = |pid| Victim {
+        pid,
+        comm: "leak".into(),
+        rss_kb: 2048,
+    };
+    let a = m.handle(Event::Killed(vec![v(70), v(71)]), at(2010, 10));
+    assert!(a.contains(&Action::WatchExit(70)), "{a:?}");
+    assert!(a.contains(&Action::WatchExit(71)), "{a:?}");
+    assert!(a.contains(&Action::AppendFlag(v(70).line())), "{a:?}");
+    // The executor logged the kill with its reasons: no second line.
+    assert!(!logged(&a, "OOM killer killed"), "{a:?}");
+    assert_eq!(m.counters.victims, 2);
+    assert!(!m.handle(Event::Psi, at(4100, 10)).contains(&Action::Kill));
+    m.handle(Event::VictimExited(70), at(4200, 10));
+    m.handle(Event::VictimExited(71), at(4300, 10));
+    assert_eq!(m.awaiting, None);
+    // Nobody killed (a dry run, or sysrq f written): nothing to await but
+    // the kill itself, as before.
+    assert!(m.handle(Event::Killed(Vec::new()), at(4400, 10)).is_empty());
+    let mut m = fallback(Params::default());
+    assert!(m.handle(Event::Killed(Vec::new()), at(0, 10)).is_empty());
 }
