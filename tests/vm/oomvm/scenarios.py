@@ -258,6 +258,47 @@ def check_deb_upgrade(e):
     e.equal("initrd_sha", new)
 
 
+POLICY_HOLDERS = ("lista", "listb", "smallpref", "keeper")
+
+
+def check_policy(e):
+    """Issue 17: dry run kills nobody and logs its choice; then the run-time list in order, a preferred
+    small process before bigger ones, and a protected process (the kernel's first choice) survives."""
+    if not e.finished():
+        return
+    e.equal("guard_alive", 1)
+    e.contains("victims_list", "1. policy-lista.service (unit)|2. ")
+    # Phase A: dry run from policy.d, a bad line logged with its place.
+    e.contains("a.policy_line", "policy: 2 rules (prefer 1, avoid 0, protect 1, default 0)")
+    e.contains("a.policy_line", "dry_run=1")
+    e.equal("a.bad_line", 1)
+    e.at_least("a.dry_lines", 1)
+    e.contains("a.dry_first", " lista (unit policy-lista.service")
+    e.contains("a.dry_first", "chosen by entry 1 of the victims list; runner-up ")
+    e.equal("a.kills", "")
+    e.equal("a.sysrq", 0)
+    for n in POLICY_HOLDERS:
+        e.equal(f"a.alive.{n}", 1)
+    # Phase B: the list, the prefer rule, then the kernel's ranking without the protected keeper.
+    e.contains("b.policy_line", "dry_run=0")
+    ours = [k.split(":")[0] for k in (e.fact("b.kills") or "").split(",") if k]
+    kernels = [k.split(":")[0] for k in (e.fact("b.kernel_killed") or "").split(",") if k]
+    timeline = e.fact("guard_timeline")
+    e.that(ours[:3] == ["lista", "listb", "smallpref"],
+           f"oom_ext's first kills {ours[:3]}, expected lista, listb, smallpref; guard: {timeline}")
+    e.that("hog" in ours[3:] or "hog" in kernels,
+           f"the hog was not killed (oom_ext: {ours}, kernel: {kernels})")
+    e.that("keeper" not in ours, f"oom_ext killed the protected keeper: {ours}")
+    e.equal("b.alive.keeper", 1)
+    for n in ("lista", "listb", "smallpref"):
+        e.equal(f"b.alive.{n}", 0)
+    e.contains("b.kill_lines", 'chosen by rule "prefer name=smallpref" (/etc/oom-ext/policy.conf:2); runner-up ')
+    e.contains("b.kill_lines", "chosen by entry 2 of the victims list")
+    e.equal("b.fallbacks", 0)
+    e.contains("b.victims_list", "(gone)")
+    e.equal("guard_alive_end", 1)
+
+
 SCENARIOS = [
     Scenario("boot", "boots to the harness and powers off (no project needed)", check_boot, needs=()),
     Scenario("params", "issue 2.1 / 5: cmdline parameters in effect, dracut systemd initrd",
@@ -298,6 +339,12 @@ SCENARIOS += [
              "dracut.conf.d); params + guard survives",
              check_initrd, BOOT_PARAMS, initrd="deb-dracut", script="initrd", kernels=("6.12",), needs=DEB, image="deb"),
 ]
+
+
+SCENARIOS.append(Scenario(
+    "policy", "issue 17: dry run kills nobody and logs its choice; the victims list in order, prefer before a "
+    "bigger process, protect keeps the kernel's first choice alive (one boot, two page-cache stalls)",
+    check_policy, stall.COMMON_CMDLINE, timeout_s=stall.STALL_TIMEOUT_S))
 
 # Stall protection (issue 6): defined in stall.py.
 SCENARIOS += stall.stall_scenarios(Scenario)

@@ -172,7 +172,7 @@ HB_RE = re.compile(r"^\s*([\d.]+) OOMTEST hb (\d+) gap_ms=(\d+)")
 class Kill:
     comm: str
     pid: int
-    by: str               # kernel | earlyoom | nohang | systemd-oomd
+    by: str               # kernel | oom_ext (its own choice) | earlyoom | nohang | systemd-oomd
     hog: bool             # an intended victim
     own: bool = True      # one of the workload's processes (else an innocent)
 
@@ -221,7 +221,7 @@ class Outcome:
 def _kills(facts, workload):
     w = WORKLOADS[workload]
     out = []
-    for key, by in (("kernel_kills", "kernel"), ("earlyoom_kills", "earlyoom"), ("nohang_kills", "nohang"),
+    for key, by in (("kernel_kills", "kernel"), ("oomext_kills", "oom_ext"), ("earlyoom_kills", "earlyoom"), ("nohang_kills", "nohang"),
                     ("oomd_kills", "systemd-oomd")):
         if by == "nohang" and "Sending SIG" not in facts.get("nohang_log", "Sending SIG"):
             # nohang also logs a victim's status when it then does not act
