@@ -111,6 +111,7 @@ impl Effects {
                 return Outcome::Answer(Event::Triggered(r.map_err(|e| e.to_string())));
             }
             Action::Kill => return Outcome::Answer(Event::Killed(self.kill(log))),
+            Action::AlignScores => self.chooser.align(log),
             Action::Reboot => return Outcome::Exit(self.reboot(log)),
             // The loop's own (sources, state file).
             Action::WatchExit(_) | Action::Unwatch(_) | Action::ReopenPsi | Action::WriteState => {}

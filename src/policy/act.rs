@@ -164,6 +164,7 @@ impl Chooser {
             page_kb: (page as u64 / 1024).max(1),
         };
         c.load(log);
+        c.align(log);
         c
     }
 
@@ -185,6 +186,7 @@ impl Chooser {
         }
         self.settings = settings;
         self.load(log);
+        self.align(log);
     }
 
     pub fn dry_run(&self) -> bool {
@@ -207,6 +209,59 @@ impl Chooser {
             self.settings.parent_max,
             self.settings.parent_expire_s
         )
+    }
+
+    /// Brings oom_score_adj in line with the rules ([`super::align`]), so
+    /// the kernel's own choice leans the same way; one log line for all.
+    pub fn align(&self, log: &Log) {
+        if self.policy.rules.is_empty() {
+            return;
+        }
+        let table = proctable::read_table(&self.root, self.page_kb);
+        let ctx = Context {
+            guard_pid: std::process::id(),
+            policy: &self.policy,
+            list: &[],
+        };
+        let changes = super::align::changes(&table, &ctx);
+        if changes.is_empty() {
+            return;
+        }
+        let dry = self.dry_run();
+        let mut done = Vec::new();
+        for &(pid, start, from, to) in &changes {
+            let name = table
+                .iter()
+                .find(|p| p.pid == pid)
+                .map_or("", |p| p.name.as_str());
+            if !dry {
+                // Still the same process (a pid reused meanwhile is left alone).
+                if read_start(&self.root, pid) != Some(start) {
+                    continue;
+                }
+                let path = self.root.join(format!("proc/{pid}/oom_score_adj"));
+                if let Err(e) = std::fs::write(path, to.to_string()) {
+                    log.warn(&format!(
+                        "cannot set oom_score_adj of {pid} {name} to {to}: {e}"
+                    ));
+                    continue;
+                }
+            }
+            done.push(format!("{pid} {name} {from}->{to}"));
+        }
+        let shown: Vec<&str> = done.iter().take(10).map(String::as_str).collect();
+        let more = done.len().saturating_sub(shown.len());
+        log.info(&format!(
+            "{}oom_score_adj in line with the rules for {} processes: {}{}",
+            if dry { "dry run: would set " } else { "set " },
+            done.len(),
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
     }
 
     /// One kill by the policy ([`kill_one`]).

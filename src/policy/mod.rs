@@ -8,6 +8,7 @@
 //! docs/policy.md.
 
 pub mod act;
+pub mod align;
 pub mod kill;
 pub mod load;
 pub mod parent;

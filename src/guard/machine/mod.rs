@@ -114,6 +114,8 @@ pub enum Action {
     /// kernel's OOM killer picks) when it finds no one; it answers with
     /// [`Event::Killed`].
     Kill,
+    /// Bring oom_score_adj in line with the policy's rules (a stall began).
+    AlignScores,
     /// Report [`Event::VictimExited`] when this process has exited.
     WatchExit(u32),
     /// Stop watching this process (too many watched).

@@ -72,6 +72,7 @@ impl Machine {
             return;
         }
         let gap = self.stall_gap_ms();
+        let begins = !matches!(self.stall, Some(s) if now.saturating_sub(s.last_ms) <= gap);
         let stall = match self.stall {
             Some(mut s) if now.saturating_sub(s.last_ms) <= gap => {
                 s.last_ms = now;
@@ -110,6 +111,12 @@ impl Machine {
             _ => self.oom_evidence(now, "psi", f, out),
         }
         self.maybe_kill(f, None, out);
+        if begins {
+            // Pressure begins: the kernel's own kills should lean the
+            // policy's way from now on (processes started since the last
+            // alignment included). After the trigger: the buffer first.
+            out.push(Action::AlignScores);
+        }
         out.push(Action::WriteState);
     }
 

@@ -108,7 +108,12 @@ fn no_sysrq_when_the_kernel_kills_during_the_confirmation() {
 
 fn kinds(a: &[Action]) -> Vec<String> {
     a.iter()
-        .filter(|a| !matches!(a, Action::Log(..) | Action::WriteState))
+        .filter(|a| {
+            !matches!(
+                a,
+                Action::Log(..) | Action::WriteState | Action::AlignScores
+            )
+        })
         .map(|a| format!("{a:?}"))
         .collect()
 }
@@ -235,7 +240,13 @@ fn victim(pid: u32) -> Event {
 #[test]
 fn sustained_stall_asks_the_kernel_to_kill_at_most_once_per_period() {
     let mut m = Machine::new(Mode::Kernel, Params::default(), false);
-    assert_eq!(kinds(&m.handle(Event::Psi, at(0, 10))), vec!["Trigger"]);
+    let a = m.handle(Event::Psi, at(0, 10));
+    assert_eq!(kinds(&a), vec!["Trigger"]);
+    // A stall begins: the policy aligns oom_score_adj, once per stall.
+    assert!(a.contains(&Action::AlignScores), "{a:?}");
+    assert!(!m
+        .handle(Event::Psi, at(500, 10))
+        .contains(&Action::AlignScores));
     assert_eq!(kinds(&m.handle(Event::Psi, at(1000, 10))), vec!["Trigger"]);
     assert_eq!(
         kinds(&m.handle(Event::Psi, at(2000, 10))),
