@@ -6,7 +6,7 @@
 
 use super::kill::{kill_group, kill_process};
 use super::parent::{blameable, ParentId, Parents};
-use super::rank::{choose, describe, Context, Listed};
+use super::rank::{describe, ranked, Choice, Context, Listed};
 use super::rules::{Policy, Verb};
 use super::{load, proctable, scope, Proc};
 use crate::flag::Victim;
@@ -96,37 +96,62 @@ fn group_for(
 }
 
 /// Kills `v` (and its group); the pidfd of `v` on success.
-fn kill_victim(root: &Root, v: &Proc, group: Option<&str>, log: &Log) -> Result<Victim, String> {
+/// Why a kill did not happen: `gone` when the process had exited (or its
+/// pid is someone else's now) — nothing was killed, the next one may be.
+struct NotKilled {
+    gone: bool,
+    why: String,
+}
+
+/// Kills `v` (and its group); what the machine awaits on success.
+fn kill_victim(root: &Root, v: &Proc, group: Option<&str>, log: &Log) -> Result<Victim, NotKilled> {
+    let mut group_killed = false;
     if let Some(g) = group {
-        if let Err(e) = kill_group(root, g) {
-            log.warn(&format!(
+        match kill_group(root, g) {
+            Ok(()) => group_killed = true,
+            Err(e) => log.warn(&format!(
                 "cannot write 1 to {g}/cgroup.kill: {e}; killing {} alone",
                 v.pid
-            ));
+            )),
         }
     }
-    if !root.is_system() {
-        return Err(format!(
-            "not killing {}: a fake root's pids are not this machine's",
-            v.pid
-        ));
-    }
-    let k = kill_process(v.pid, v.start_time, || read_start(root, v.pid))
-        .map_err(|e| format!("cannot kill {}: {e}", v.pid))?;
-    if !k.released {
-        log.info(&format!(
-            "process_mrelease of {} did not run (the kernel reaps it)",
-            v.pid
-        ));
-    }
-    // The loop watches the victim's exit with a pidfd of its own.
-    drop(k.pidfd);
-    Ok(Victim {
+    let victim = Victim {
         pid: v.pid,
         comm: v.name.clone(),
         rss_kb: v.rss_kb,
-    })
+    };
+    if !root.is_system() {
+        return Err(NotKilled {
+            gone: false,
+            why: format!(
+                "not killing {}: a fake root's pids are not this machine's",
+                v.pid
+            ),
+        });
+    }
+    match kill_process(v.pid, v.start_time, || read_start(root, v.pid)) {
+        Ok(k) => {
+            if !k.released {
+                log.info(&format!(
+                    "process_mrelease of {} did not run (the kernel reaps it)",
+                    v.pid
+                ));
+            }
+            // The loop watches the victim's exit with a pidfd of its own.
+            drop(k.pidfd);
+            Ok(victim)
+        }
+        // cgroup.kill got there first.
+        Err(e) if group_killed && e.raw_os_error() == Some(libc::ESRCH) => Ok(victim),
+        Err(e) => Err(NotKilled {
+            gone: e.raw_os_error() == Some(libc::ESRCH),
+            why: format!("cannot kill {}: {e}", v.pid),
+        }),
+    }
 }
+
+/// Candidates tried at most when the first ones exit before their kill.
+const TRIES: usize = 3;
 
 /// The settings of the policy that come from the parameters
 /// (`oom_ext.dry_run=`, `oom_ext.kill_scope=`, `oom_ext.parent_max=`,
@@ -316,38 +341,57 @@ fn kill_from(
         policy,
         list,
     };
-    let Some(choice) = choose(table, &ctx) else {
+    let (ranked, protected) = ranked(table, &ctx);
+    if ranked.is_empty() {
         log.warn(&format!(
             "no process oom_ext may kill among {} (the kernel's OOM killer chooses)",
             table.len()
         ));
         return Outcome::Fallback;
-    };
-    let v = choice.victim.proc;
+    }
     let guard_cg = table
         .iter()
         .find(|p| p.pid == cfg.guard_pid)
         .and_then(|p| p.cgroup.clone());
-    let group = group_for(root, cfg, v, guard_cg.as_deref(), log);
-    // Captured now: after the kill the victim's parent link is gone.
+    let mut tried = 0;
+    let (choice, group, first) = loop {
+        let choice = Choice {
+            victim: ranked[tried],
+            runner_up: ranked.get(tried + 1).copied(),
+            protected,
+        };
+        let v = choice.victim.proc;
+        let group = group_for(root, cfg, v, guard_cg.as_deref(), log);
+        if cfg.dry_run {
+            log.notice(&format!(
+                "dry run: would kill {}",
+                choice.describe(group.as_deref())
+            ));
+            return Outcome::DryRun;
+        }
+        match kill_victim(root, v, group.as_deref(), log) {
+            Ok(k) => break (choice, group, k),
+            Err(e) if e.gone && tried + 1 < TRIES.min(ranked.len()) => {
+                log.info(&format!(
+                    "{}: it exited before the kill; the next candidate",
+                    e.why
+                ));
+                tried += 1;
+            }
+            Err(e) => {
+                log.warn(&format!("{}; the kernel's OOM killer chooses", e.why));
+                return Outcome::Fallback;
+            }
+        }
+    };
+    let v = choice.victim.proc;
+    // Captured from the table read before the kill: the parent link is
+    // gone once the victim has been reaped.
     let parent = table
         .iter()
         .find(|p| p.pid == v.ppid)
         .filter(|p| blameable(p, &ctx));
-    if cfg.dry_run {
-        log.notice(&format!(
-            "dry run: would kill {}",
-            choice.describe(group.as_deref())
-        ));
-        return Outcome::DryRun;
-    }
-    let mut killed = match kill_victim(root, v, group.as_deref(), log) {
-        Ok(k) => vec![k],
-        Err(e) => {
-            log.warn(&format!("{e}; the kernel's OOM killer chooses"));
-            return Outcome::Fallback;
-        }
-    };
+    let mut killed = vec![first];
     log.notice(&format!("killed {}", choice.describe(group.as_deref())));
     if let Some(pp) = parent {
         let id = ParentId {
@@ -364,7 +408,7 @@ fn kill_from(
                     ));
                     killed.push(k);
                 }
-                Err(e) => log.warn(&format!("parent_max: {e}")),
+                Err(e) => log.warn(&format!("parent_max: {}", e.why)),
             }
         }
     }
@@ -387,6 +431,75 @@ mod tests {
             rss_kb: 1024,
             ..Proc::default()
         }
+    }
+
+    #[test]
+    fn a_victim_gone_before_its_kill_passes_to_the_next() {
+        let dir = std::env::temp_dir().join(format!("oom-ext-act-real-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("dev")).unwrap();
+        std::fs::write(dir.join("dev/kmsg"), "").unwrap();
+        let log = Log::new(Root::new(&dir), Sink::Kmsg);
+        let spawn = || {
+            std::process::Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .unwrap()
+        };
+        let real = |c: &std::process::Child, name: &str, score: u32| {
+            let mut pr = proctable::read_proc(&Root::system(), c.id(), 4).unwrap();
+            pr.name = name.into();
+            pr.oom_score = score;
+            pr.cgroup = None;
+            pr.rss_kb = 1024;
+            pr
+        };
+        let (mut a, mut b, mut c) = (spawn(), spawn(), spawn());
+        let table = vec![
+            real(&a, "gone", 900),
+            real(&b, "next", 800),
+            real(&c, "last", 700),
+        ];
+        a.kill().unwrap();
+        a.wait().unwrap();
+        let cfg = Config {
+            dry_run: false,
+            kill_scope: KillScope::Process,
+            page_kb: 4,
+            guard_pid: std::process::id(),
+        };
+        let mut parents = Parents::new(0, 0);
+        let o = kill_from(
+            &Root::system(),
+            &cfg,
+            &Policy::default(),
+            &[],
+            &table,
+            &mut parents,
+            0,
+            &log,
+        );
+        use std::os::unix::process::ExitStatusExt;
+        let b_status = b.wait().unwrap();
+        let c_alive = c.try_wait().unwrap().is_none();
+        let _ = c.kill();
+        let _ = c.wait();
+        let logged = std::fs::read_to_string(dir.join("dev/kmsg")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        match o {
+            Outcome::Killed(v) => assert_eq!(v.iter().map(|v| v.pid).collect::<Vec<_>>(), [b.id()]),
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(b_status.signal(), Some(libc::SIGKILL));
+        assert!(c_alive, "the runner-up was killed too");
+        assert!(
+            logged.contains("it exited before the kill; the next candidate"),
+            "{logged}"
+        );
+        assert!(
+            logged.contains(&format!("killed {} next (unit none, rss 1 MiB, oom_score 800) chosen by oom_score; runner-up {} last", b.id(), c.id())),
+            "{logged}"
+        );
     }
 
     #[test]
