@@ -152,6 +152,10 @@ install-files: $(BIN)
 	fi
 	@# Report hooks: executables run with the JSON report on stdin.
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/oom-ext/report.d
+	@# Victim policy rules (docs/policy.md); the directory only, no rules.
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/oom-ext/policy.d
+	@# journald catalog of the kill events (journalctl -x).
+	$(INSTALL) -D -m 0644 systemd/oom-ext.catalog $(DESTDIR)$(LIBDIR)/systemd/catalog/oom-ext.catalog
 
 install-enable: install-files
 	if command -v systemctl > /dev/null; then \
@@ -181,8 +185,10 @@ uninstall:
 	@# On machines without mkinitcpio, install created these directories.
 	-rmdir $(DESTDIR)$(INITCPIODIR)/install $(DESTDIR)$(INITCPIODIR)/hooks $(DESTDIR)$(INITCPIODIR) 2> /dev/null
 	rm -f $(DESTDIR)$(MANDIR)/man8/oom-ext.8
-	@# report.d may hold the admin's hooks: removed only when empty.
-	-rmdir $(DESTDIR)$(SYSCONFDIR)/oom-ext/report.d $(DESTDIR)$(SYSCONFDIR)/oom-ext 2> /dev/null
+	rm -f $(DESTDIR)$(LIBDIR)/systemd/catalog/oom-ext.catalog
+	@# report.d and policy.d may hold the admin's files: removed only when empty.
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/oom-ext/report.d $(DESTDIR)$(SYSCONFDIR)/oom-ext/policy.d \
+	       $(DESTDIR)$(SYSCONFDIR)/oom-ext 2> /dev/null
 	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 	@echo "oom-ext: uninstalled; rebuild the initramfs (update-initramfs -u, dracut -f or mkinitcpio -P) to drop it from there too"
 

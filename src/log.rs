@@ -16,6 +16,9 @@ pub enum Level {
     Info = 6,
 }
 
+/// journald's native protocol socket (datagrams of `KEY=value` lines).
+pub const JOURNAL_SOCKET: &str = "run/systemd/journal/socket";
+
 /// syslog facility LOG_DAEMON.
 const FACILITY: u8 = 3 << 3;
 
@@ -151,6 +154,46 @@ impl Log {
         Ok(())
     }
 
+    /// One event with journald fields (`MESSAGE_ID` and `OOM_EXT_*`, see
+    /// systemd/oom-ext.catalog), sent with the journal's native protocol
+    /// when its socket is there (Syslog sink only); otherwise the plain
+    /// line of [`Log::log`], so nothing is lost.
+    pub fn event(&self, level: Level, msg: &str, id: &str, fields: &[(&str, String)]) {
+        if self.sink == Sink::Syslog && self.journal(level, msg, id, fields).is_ok() {
+            if self.echo {
+                eprintln!("oom-ext: {msg}");
+            }
+            return;
+        }
+        self.log(level, msg)
+    }
+
+    fn journal(
+        &self,
+        level: Level,
+        msg: &str,
+        id: &str,
+        fields: &[(&str, String)],
+    ) -> std::io::Result<()> {
+        let one_line = |v: &str| -> String {
+            v.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect()
+        };
+        let mut text = format!(
+            "MESSAGE={}\nPRIORITY={}\nSYSLOG_FACILITY=3\nSYSLOG_IDENTIFIER=oom-ext\nSYSLOG_PID={}\nMESSAGE_ID={id}\n",
+            one_line(msg),
+            level as u8,
+            std::process::id()
+        );
+        for (k, v) in fields {
+            text.push_str(&format!("{k}={}\n", one_line(v)));
+        }
+        let sock = UnixDatagram::unbound()?;
+        sock.send_to(text.as_bytes(), self.root.join(JOURNAL_SOCKET))?;
+        Ok(())
+    }
+
     pub fn err(&self, msg: &str) {
         self.log(Level::Err, msg)
     }
@@ -184,6 +227,49 @@ mod tests {
         assert_eq!(iso8601(951782400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3164_time(1700000000), "Nov 14 22:13:20");
         assert_eq!(rfc3164_time(1699000000), "Nov  3 08:26:40");
+    }
+
+    #[test]
+    fn events_carry_journal_fields_and_fall_back_to_a_plain_line() {
+        let dir = std::env::temp_dir().join(format!("oom-ext-journal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("run/systemd/journal")).unwrap();
+        std::fs::create_dir_all(dir.join("dev")).unwrap();
+        std::fs::write(dir.join("dev/kmsg"), "").unwrap();
+        let log = Log::new(Root::new(&dir), Sink::Syslog);
+        // No journal socket: the plain line (here /dev/kmsg under the root).
+        log.event(
+            Level::Notice,
+            "killed 5 x",
+            "0f9f",
+            &[("OOM_EXT_VICTIM_PID", "5".into())],
+        );
+        let plain = std::fs::read_to_string(dir.join("dev/kmsg")).unwrap();
+        assert!(plain.ends_with("]: killed 5 x\n"), "{plain}");
+        let sock = UnixDatagram::bind(dir.join(JOURNAL_SOCKET)).unwrap();
+        log.event(
+            Level::Notice,
+            "killed 5 x",
+            "0f9f",
+            &[
+                ("OOM_EXT_VICTIM_PID", "5".into()),
+                ("OOM_EXT_RULE", "a\nb".into()),
+            ],
+        );
+        let mut buf = [0u8; 1024];
+        let n = sock.recv(&mut buf).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let got = String::from_utf8_lossy(&buf[..n]).into_owned();
+        for want in [
+            "MESSAGE=killed 5 x\n",
+            "PRIORITY=5\n",
+            "SYSLOG_IDENTIFIER=oom-ext\n",
+            "MESSAGE_ID=0f9f\n",
+            "OOM_EXT_VICTIM_PID=5\n",
+            "OOM_EXT_RULE=a b\n",
+        ] {
+            assert!(got.contains(want), "{want:?} not in {got:?}");
+        }
     }
 
     #[test]

@@ -10,8 +10,33 @@ use super::rank::{describe, ranked, Choice, Context, Listed};
 use super::rules::{Policy, Verb};
 use super::{load, proctable, scope, Proc};
 use crate::flag::Victim;
-use crate::log::Log;
+use crate::log::{Level, Log};
 use crate::root::Root;
+
+/// journald `MESSAGE_ID`s, one per event kind (systemd/oom-ext.catalog).
+pub const MSG_KILL: &str = "0f9f2ed9e9bc487d8c71326a256fcb7f";
+pub const MSG_DRY_RUN: &str = "245d118ba4bc4d618a9019081cb89fb7";
+pub const MSG_PARENT: &str = "c777a692d4af49639b21bd222aafa6f3";
+pub const MSG_FALLBACK: &str = "dc8f064ba2464f6ca62402d2bc561ac6";
+
+/// The journal fields of a kill (or would-be kill).
+fn fields(c: &Choice<'_>, group: Option<&str>) -> Vec<(&'static str, String)> {
+    let v = c.victim.proc;
+    let mut f = vec![
+        ("OOM_EXT_VICTIM_PID", v.pid.to_string()),
+        ("OOM_EXT_VICTIM_COMM", v.name.clone()),
+        ("OOM_EXT_VICTIM_UNIT", v.unit().unwrap_or("").to_string()),
+        ("OOM_EXT_VICTIM_RSS_KB", v.rss_kb.to_string()),
+        ("OOM_EXT_VICTIM_OOM_SCORE", v.oom_score.to_string()),
+        ("OOM_EXT_REASON", c.victim.why.to_string()),
+        ("OOM_EXT_CGROUP", group.unwrap_or("").to_string()),
+    ];
+    if let Some(r) = &c.runner_up {
+        f.push(("OOM_EXT_RUNNER_UP_PID", r.proc.pid.to_string()));
+        f.push(("OOM_EXT_RUNNER_UP_COMM", r.proc.name.clone()));
+    }
+    f
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KillScope {
@@ -343,10 +368,15 @@ fn kill_from(
     };
     let (ranked, protected) = ranked(table, &ctx);
     if ranked.is_empty() {
-        log.warn(&format!(
-            "no process oom_ext may kill among {} (the kernel's OOM killer chooses)",
-            table.len()
-        ));
+        log.event(
+            Level::Warning,
+            &format!(
+                "no process oom_ext may kill among {} (the kernel's OOM killer chooses)",
+                table.len()
+            ),
+            MSG_FALLBACK,
+            &[],
+        );
         return Outcome::Fallback;
     }
     let guard_cg = table
@@ -363,10 +393,12 @@ fn kill_from(
         let v = choice.victim.proc;
         let group = group_for(root, cfg, v, guard_cg.as_deref(), log);
         if cfg.dry_run {
-            log.notice(&format!(
-                "dry run: would kill {}",
-                choice.describe(group.as_deref())
-            ));
+            log.event(
+                Level::Notice,
+                &format!("dry run: would kill {}", choice.describe(group.as_deref())),
+                MSG_DRY_RUN,
+                &fields(&choice, group.as_deref()),
+            );
             return Outcome::DryRun;
         }
         match kill_victim(root, v, group.as_deref(), log) {
@@ -379,7 +411,12 @@ fn kill_from(
                 tried += 1;
             }
             Err(e) => {
-                log.warn(&format!("{}; the kernel's OOM killer chooses", e.why));
+                log.event(
+                    Level::Warning,
+                    &format!("{}; the kernel's OOM killer chooses", e.why),
+                    MSG_FALLBACK,
+                    &fields(&choice, group.as_deref()),
+                );
                 return Outcome::Fallback;
             }
         }
@@ -392,7 +429,12 @@ fn kill_from(
         .find(|p| p.pid == v.ppid)
         .filter(|p| blameable(p, &ctx));
     let mut killed = vec![first];
-    log.notice(&format!("killed {}", choice.describe(group.as_deref())));
+    log.event(
+        Level::Notice,
+        &format!("killed {}", choice.describe(group.as_deref())),
+        MSG_KILL,
+        &fields(&choice, group.as_deref()),
+    );
     if let Some(pp) = parent {
         let id = ParentId {
             pid: pp.pid,
@@ -401,11 +443,22 @@ fn kill_from(
         if parents.victim_of(id, now_ms) {
             match kill_victim(root, pp, None, log) {
                 Ok(k) => {
-                    log.notice(&format!(
-                        "killed parent {}: parent_max={} of its children were OOM victims",
-                        describe(pp),
-                        parents.max
-                    ));
+                    log.event(
+                        Level::Notice,
+                        &format!(
+                            "killed parent {}: parent_max={} of its children were OOM victims",
+                            describe(pp),
+                            parents.max
+                        ),
+                        MSG_PARENT,
+                        &[
+                            ("OOM_EXT_VICTIM_PID", pp.pid.to_string()),
+                            ("OOM_EXT_VICTIM_COMM", pp.name.clone()),
+                            ("OOM_EXT_VICTIM_UNIT", pp.unit().unwrap_or("").to_string()),
+                            ("OOM_EXT_CHILD_PID", v.pid.to_string()),
+                            ("OOM_EXT_PARENT_MAX", parents.max.to_string()),
+                        ],
+                    );
                     killed.push(k);
                 }
                 Err(e) => log.warn(&format!("parent_max: {}", e.why)),

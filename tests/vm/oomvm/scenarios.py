@@ -296,6 +296,9 @@ def check_policy(e):
     e.contains("b.kill_lines", "chosen by entry 2 of the victims list")
     e.equal("b.fallbacks", 0)
     e.contains("b.victims_list", "(gone)")
+    e.at_least("b.journal_kills", 3)
+    e.equal("b.journal_lista", 1)
+    e.contains("catalog", "0f9f2ed9e9bc487d8c71326a256fcb7f oom_ext: oom_ext killed")
     e.equal("guard_alive_end", 1)
 
 

@@ -103,5 +103,11 @@ result b.kernel_killed "$(dmesg | sed -n 's/.*Killed process \([0-9]*\) (\([^)]*
 result b.fallbacks "$(guard_lines "$t1" | grep -c 'falling back to sysrq f')"
 result b.victims_list "$("$oom_ext" victims list | tr '\n' '|')"
 report_alive b
+# journald: the kill events carry MESSAGE_ID and fields; the catalog knows the id.
+kill_id=0f9f2ed9e9bc487d8c71326a256fcb7f
+result b.journal_kills "$(journalctl -b --no-pager -o cat MESSAGE_ID=$kill_id 2>/dev/null | grep -c '^killed ')"
+result b.journal_lista "$(journalctl -b --no-pager -o verbose MESSAGE_ID=$kill_id 2>/dev/null | grep -c 'OOM_EXT_VICTIM_UNIT=policy-lista.service')"
+journalctl --update-catalog 2>/dev/null
+result catalog "$(journalctl --list-catalog $kill_id 2>/dev/null | head -n 1)"
 result guard_alive_end "$([ -d "/proc/$guard" ] && echo 1 || echo 0)"
 result guard_timeline "$(guard_lines "$t0" | tail -n 30 | tr '\n' '|' | head -c 3000)"
