@@ -71,6 +71,12 @@ pub struct Plan {
     pub start_guard: bool,
 }
 
+/// A gracetime, or `policy=panic`, means a deliberate panic that must
+/// reboot the box, not halt it.
+fn needs_reboot_after_panic(p: &Params) -> bool {
+    p.gracetime > 0 || p.policy == crate::params::OomPolicy::Panic
+}
+
 /// The seconds `kernel.panic` is set to when gracetime needs a reboot.
 pub const PANIC_REBOOT_S: u32 = 10;
 
@@ -132,8 +138,8 @@ pub fn plan(root: &Root, inputs: &Inputs) -> Plan {
         }
     };
     let panic_now = inputs.kernel_panic.as_deref().and_then(sysctl::parse_int);
-    let set_panic =
-        (params.enabled && params.gracetime > 0 && panic_now == Some(0)).then_some(PANIC_REBOOT_S);
+    let set_panic = (params.enabled && needs_reboot_after_panic(&params) && panic_now == Some(0))
+        .then_some(PANIC_REBOOT_S);
     let start_guard = params.enabled;
     // Reverse table order: the path before the flag switch that uses it,
     // bufsize (the reservation) last.
@@ -328,14 +334,17 @@ pub fn execute(root: &Root, plan: &Plan, log: &Log, spawn_guard: bool) -> Mode {
         }
     }
     if let Some(v) = plan.set_panic {
+        let why = if p.gracetime > 0 {
+            format!("oom_ext.gracetime={}", p.gracetime)
+        } else {
+            "oom_ext.policy=panic".to_string()
+        };
         match sysctl::write(root, "kernel.panic", &v.to_string()) {
             Ok(()) => log.notice(&format!(
-                "oom_ext.gracetime={} needs a reboot after panic: set kernel.panic={v} (was 0)",
-                p.gracetime
+                "{why} needs a reboot after panic: set kernel.panic={v} (was 0)"
             )),
             Err(e) => log.warn(&format!(
-                "oom_ext.gracetime={} but kernel.panic=0 and it cannot be set ({e}): a gracetime panic will halt, not reboot",
-                p.gracetime
+                "{why} but kernel.panic=0 and it cannot be set ({e}): its panic will halt, not reboot"
             )),
         }
     }
@@ -457,6 +466,11 @@ mod tests {
         i.kernel_panic = Some("garbage".into());
         assert_eq!(plan(&root, &i).set_panic, None);
         assert_eq!(plan(&root, &inputs("")).set_panic, None);
+        // policy=panic panics at the first OOM: it must reboot too.
+        assert_eq!(
+            plan(&root, &inputs("oom_ext.policy=panic")).set_panic,
+            Some(10)
+        );
     }
 
     #[test]

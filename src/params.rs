@@ -25,6 +25,58 @@ pub struct Params {
     pub psi_stall_ms: u32,
     pub psi_window_ms: u32,
     pub psi_kill_ms: u32,
+    pub policy: OomPolicy,
+    pub kill_scope: KillScope,
+    pub parent_max: u32,
+    pub parent_expire: u32,
+    pub dry_run: bool,
+}
+
+/// `oom_ext.policy=` (seed 002's policies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OomPolicy {
+    #[default]
+    Kill,
+    /// The first OOM makes the crash flag durable, then panics (reboots).
+    Panic,
+}
+
+/// `oom_ext.kill_scope=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KillScope {
+    #[default]
+    Process,
+    /// The victim's whole systemd unit (cgroup.kill).
+    Unit,
+}
+
+pub const POLICIES: &[&str] = &["kill", "panic"];
+pub const KILL_SCOPES: &[&str] = &["process", "unit"];
+
+impl OomPolicy {
+    pub fn as_str(self) -> &'static str {
+        POLICIES[self as usize]
+    }
+    fn from_word(w: &str) -> OomPolicy {
+        if w == "panic" {
+            OomPolicy::Panic
+        } else {
+            OomPolicy::Kill
+        }
+    }
+}
+
+impl KillScope {
+    pub fn as_str(self) -> &'static str {
+        KILL_SCOPES[self as usize]
+    }
+    fn from_word(w: &str) -> KillScope {
+        if w == "unit" {
+            KillScope::Unit
+        } else {
+            KillScope::Process
+        }
+    }
 }
 
 /// What values a key takes, and its default.
@@ -42,6 +94,11 @@ pub enum Kind {
     FlagPath {
         default: &'static str,
     },
+    /// One of a few words.
+    Word {
+        words: &'static [&'static str],
+        default: &'static str,
+    },
 }
 
 /// Where a key's value lives in [`Params`].
@@ -50,6 +107,8 @@ enum Slot {
     Bool(fn(&Params) -> bool, fn(&mut Params, bool)),
     Number(fn(&Params) -> u32, fn(&mut Params, u32)),
     Text(fn(&Params) -> &str, fn(&mut Params, String)),
+    /// Set with a word [`Kind::Word`] allowed.
+    Word(fn(&Params) -> &'static str, fn(&mut Params, &str)),
 }
 
 /// One tunable.
@@ -78,6 +137,9 @@ macro_rules! slot {
     };
     (text $f:ident) => {
         Slot::Text(|p| &p.$f, |p, v| p.$f = v)
+    };
+    (word $f:ident $t:ident) => {
+        Slot::Word(|p| p.$f.as_str(), |p, v| p.$f = $t::from_word(v))
     };
 }
 
@@ -189,6 +251,60 @@ pub const TABLE: &[Param] = &[
         about: "ms of stall before a kill, and between kills while it lasts; 0 = never",
         slot: slot!(number psi_kill_ms),
     },
+    Param {
+        key: "policy",
+        kind: Kind::Word {
+            words: POLICIES,
+            default: "kill",
+        },
+        module: false,
+        summary: false,
+        about: "what an OOM does: kill a victim, or panic (reboot) at the first one",
+        slot: slot!(word policy OomPolicy),
+    },
+    Param {
+        key: "kill_scope",
+        kind: Kind::Word {
+            words: KILL_SCOPES,
+            default: "process",
+        },
+        module: false,
+        summary: false,
+        about: "kill the victim alone, or its whole service or scope (cgroup.kill)",
+        slot: slot!(word kill_scope KillScope),
+    },
+    Param {
+        key: "parent_max",
+        kind: Kind::Number {
+            min: 0,
+            max: 1000,
+            default: 0,
+        },
+        module: false,
+        summary: false,
+        about: "kill a parent after this many of its children were OOM victims; 0 = never",
+        slot: slot!(number parent_max),
+    },
+    Param {
+        key: "parent_expire",
+        kind: Kind::Number {
+            min: 1,
+            max: 86400,
+            default: 300,
+        },
+        module: false,
+        summary: false,
+        about: "s without a new victim after which a parent is forgiven",
+        slot: slot!(number parent_expire),
+    },
+    Param {
+        key: "dry_run",
+        kind: Kind::Bool { default: false },
+        module: false,
+        summary: false,
+        about: "log the victim that would die and why, kill nobody",
+        slot: slot!(bool dry_run),
+    },
 ];
 
 /// Every numeric default is inside its range (checked at compile time).
@@ -231,12 +347,18 @@ impl Default for Params {
             psi_stall_ms: 0,
             psi_window_ms: 0,
             psi_kill_ms: 0,
+            policy: OomPolicy::Kill,
+            kill_scope: KillScope::Process,
+            parent_max: 0,
+            parent_expire: 0,
+            dry_run: false,
         };
         for row in TABLE {
             match (row.kind, row.slot) {
                 (Kind::Bool { default }, Slot::Bool(_, set)) => set(&mut p, default),
                 (Kind::Number { default, .. }, Slot::Number(_, set)) => set(&mut p, default),
                 (Kind::FlagPath { default }, Slot::Text(_, set)) => set(&mut p, default.into()),
+                (Kind::Word { default, .. }, Slot::Word(_, set)) => set(&mut p, default),
                 _ => unreachable!("{}: kind and slot disagree", row.key),
             }
         }
@@ -252,6 +374,7 @@ pub enum Refusal {
     OutOfRange { min: u32, max: u32 },
     NotABoolean,
     BadPath(&'static str),
+    NotOneOf(&'static [&'static str]),
 }
 
 impl fmt::Display for Refusal {
@@ -262,6 +385,7 @@ impl fmt::Display for Refusal {
             Refusal::OutOfRange { min, max } => write!(f, "out of range {min}..{max}"),
             Refusal::NotABoolean => write!(f, "not a boolean (1|yes|true|on or 0|no|false|off)"),
             Refusal::BadPath(why) => write!(f, "not a valid flag path: {why}"),
+            Refusal::NotOneOf(words) => write!(f, "not one of {}", words.join("|")),
         }
     }
 }
@@ -318,6 +442,12 @@ impl Params {
                 check_flag_path(value)?;
                 set(self, value.to_string())
             }
+            (Kind::Word { words, .. }, Slot::Word(_, set)) => {
+                if !words.contains(&value) {
+                    return Err(Refusal::NotOneOf(words));
+                }
+                set(self, value)
+            }
             _ => unreachable!("{key}: kind and slot disagree"),
         }
         Ok(())
@@ -329,6 +459,7 @@ impl Params {
             Slot::Bool(get, _) => if get(self) { "1" } else { "0" }.to_string(),
             Slot::Number(get, _) => get(self).to_string(),
             Slot::Text(get, _) => get(self).to_string(),
+            Slot::Word(get, _) => get(self).to_string(),
         })
     }
 
@@ -453,6 +584,21 @@ mod tests {
         p.set("bufsize", "64").unwrap();
         p.set("crashflag_name", "/var/oom").unwrap();
         p.set("psi", "off").unwrap();
+        p.set("policy", "panic").unwrap();
+        p.set("kill_scope", "unit").unwrap();
+        p.set("parent_max", "3").unwrap();
+        p.set("dry_run", "yes").unwrap();
+        assert_eq!(p.policy, OomPolicy::Panic);
+        assert_eq!(p.kill_scope, KillScope::Unit);
+        assert_eq!(p.set("policy", "classic"), Err(Refusal::NotOneOf(POLICIES)));
+        assert_eq!(
+            Refusal::NotOneOf(KILL_SCOPES).to_string(),
+            "not one of process|unit"
+        );
+        assert_eq!(
+            p.set("parent_expire", "0"),
+            Err(Refusal::OutOfRange { min: 1, max: 86400 })
+        );
         let (q, problems) = Params::from_file(&p.to_file());
         assert_eq!(p, q);
         assert!(problems.is_empty());

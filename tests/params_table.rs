@@ -57,7 +57,7 @@ fn scenarios_know_the_module_keys_and_their_defaults() {
         let expected = match param(&k).unwrap().kind {
             Kind::Bool { default } => u8::from(default).to_string(),
             Kind::Number { default, .. } => default.to_string(),
-            Kind::FlagPath { default } => format!("\"{default}\""),
+            Kind::FlagPath { default } | Kind::Word { default, .. } => format!("\"{default}\""),
         };
         assert_eq!(v, expected, "DEFAULTS[{k:?}]");
     }

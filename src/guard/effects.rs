@@ -42,8 +42,13 @@ pub(super) struct Effects {
 }
 
 /// The policy's settings from the parameters.
-fn policy_settings(_params: &Params) -> Settings {
-    Settings::default()
+fn policy_settings(p: &Params) -> Settings {
+    Settings {
+        dry_run: p.dry_run,
+        kill_scope: p.kill_scope,
+        parent_max: p.parent_max,
+        parent_expire_s: p.parent_expire,
+    }
 }
 
 impl Effects {
@@ -113,6 +118,7 @@ impl Effects {
             Action::Kill => return Outcome::Answer(Event::Killed(self.kill(log))),
             Action::AlignScores => self.chooser.align(log),
             Action::Reboot => return Outcome::Exit(self.reboot(log)),
+            Action::Panic => return Outcome::Exit(self.panic(log)),
             // The loop's own (sources, state file).
             Action::WatchExit(_) | Action::Unwatch(_) | Action::ReopenPsi | Action::WriteState => {}
         }
@@ -202,6 +208,25 @@ impl Effects {
         self.drain();
         let _ = std::fs::remove_file(self.root.join(paths::PIDFILE));
         let _ = std::fs::remove_file(self.root.join(paths::GUARD_STATE));
+    }
+
+    /// `policy=panic`: the flag on disk, then sysrq `c` (a kernel panic,
+    /// which reboots after kernel.panic s); a reboot if that fails.
+    fn panic(&mut self, log: &Log) -> i32 {
+        self.drain();
+        nix::unistd::sync();
+        if !self.root.is_system() {
+            let _ = std::fs::write(self.root.join("run/oom-ext/panic-requested"), "1\n");
+            log.err("panic requested (fake root: not panicking)");
+            return 0;
+        }
+        if let Err(e) = std::fs::write(self.root.join(paths::SYSRQ), "c") {
+            log.err(&format!(
+                "cannot write c to /{}: {e}; rebooting instead",
+                paths::SYSRQ
+            ));
+        }
+        self.reboot(log)
     }
 
     fn reboot(&mut self, log: &Log) -> i32 {

@@ -38,28 +38,7 @@ fn fields(c: &Choice<'_>, group: Option<&str>) -> Vec<(&'static str, String)> {
     f
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum KillScope {
-    #[default]
-    Process,
-    Unit,
-}
-
-impl KillScope {
-    pub fn parse(v: &str) -> Option<KillScope> {
-        match v {
-            "process" => Some(KillScope::Process),
-            "unit" => Some(KillScope::Unit),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KillScope::Process => "process",
-            KillScope::Unit => "unit",
-        }
-    }
-}
+pub use crate::params::KillScope;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {

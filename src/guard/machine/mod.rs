@@ -116,6 +116,9 @@ pub enum Action {
     Kill,
     /// Bring oom_score_adj in line with the policy's rules (a stall began).
     AlignScores,
+    /// `policy=panic`: the flag's writes flushed, then a kernel panic
+    /// (sysrq `c`; the box reboots after `kernel.panic` s).
+    Panic,
     /// Report [`Event::VictimExited`] when this process has exited.
     WatchExit(u32),
     /// Stop watching this process (too many watched).
@@ -343,6 +346,35 @@ impl Machine {
             self.module_lines_sent = false;
             out.push(Action::DropPendingLines);
         }
+    }
+
+    /// `policy=panic` (seed 002's oom_panic): at the first OOM the flag
+    /// names the policy, then the kernel panics (module) or the guard
+    /// reboots (fallback mode), so the next boot's report says why.
+    fn policy_panic(&mut self, out: &mut Vec<Action>) -> bool {
+        if self.params.policy != crate::params::OomPolicy::Panic {
+            return false;
+        }
+        self.rebooting = true;
+        out.push(Action::AppendFlag("policy=panic\n".into()));
+        let kernel = self.mode == Mode::Kernel;
+        out.push(Action::Log(
+            Level::Err,
+            format!(
+                "oom_ext.policy=panic: the first OOM; {}",
+                if kernel {
+                    "syncing and panicking the kernel"
+                } else {
+                    "syncing and rebooting"
+                }
+            ),
+        ));
+        out.push(if kernel {
+            Action::Panic
+        } else {
+            Action::Reboot
+        });
+        true
     }
 
     fn reboot(&mut self, why: String, out: &mut Vec<Action>) {

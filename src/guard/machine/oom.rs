@@ -74,6 +74,7 @@ impl Machine {
             }
         }
         out.push(Action::WriteState);
+        self.policy_panic(out);
     }
 
     /// Gracetime reached: reboot. Else the end check: quiet long enough,
@@ -148,13 +149,14 @@ impl Machine {
                     s.rearms.unwrap_or(0)
                 ),
             ));
+            self.module_state = new;
+            out.push(Action::WriteState);
             if newv == "oom" {
                 if let Some(kb) = f.mem_available_kb {
                     out.push(Action::AppendFlag(crate::flag::mem_available_line(kb)));
                 }
+                self.policy_panic(out);
             }
-            self.module_state = new;
-            out.push(Action::WriteState);
         }
     }
 }

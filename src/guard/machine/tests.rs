@@ -635,3 +635,53 @@ fn victims_oom_ext_killed_itself_are_awaited_like_the_kernels() {
     let mut m = fallback(Params::default());
     assert!(m.handle(Event::Killed(Vec::new()), at(0, 10)).is_empty());
 }
+
+#[test]
+fn policy_panic_marks_the_flag_then_panics_or_reboots_at_the_first_oom() {
+    let panic = || {
+        let mut p = Params::default();
+        p.set("policy", "panic").unwrap();
+        p
+    };
+    // Kernel mode: the module entered its OOM state (notifier or trigger).
+    let mut m = Machine::new(Mode::Kernel, panic(), false);
+    let a = m.handle(
+        Event::Module(crate::status::parse("state=oom\n")),
+        at(0, 100),
+    );
+    assert_eq!(
+        kinds(&a),
+        vec![
+            "AppendFlag(\"mem_available_kb=102400\\n\")",
+            "AppendFlag(\"policy=panic\\n\")",
+            "Panic"
+        ]
+    );
+    assert!(logged(&a, "oom_ext.policy=panic: the first OOM"), "{a:?}");
+    assert!(
+        m.handle(Event::Psi, at(10, 10)).is_empty(),
+        "nothing after the panic"
+    );
+    // A state other than oom is no OOM.
+    let mut m = Machine::new(Mode::Kernel, panic(), false);
+    let a = m.handle(
+        Event::Module(crate::status::parse("state=armed\n")),
+        at(0, 100),
+    );
+    assert!(!a.contains(&Action::Panic));
+    // Fallback mode: the guard's own first OOM evidence, flag first.
+    let mut m = fallback(panic());
+    let k = kinds(&m.handle(Event::Psi, at(0, 10)));
+    let flag = k.iter().position(|x| x.starts_with("CreateFlag")).unwrap();
+    let mark = k
+        .iter()
+        .position(|x| x == "AppendFlag(\"policy=panic\\n\")")
+        .unwrap();
+    assert!(
+        flag < mark && k.last().map(String::as_str) == Some("Reboot"),
+        "{k:?}"
+    );
+    // The default policy kills, as before.
+    let mut m = fallback(Params::default());
+    assert!(!kinds(&m.handle(Event::Psi, at(0, 10))).contains(&"Reboot".to_string()));
+}
