@@ -289,6 +289,11 @@ def check_policy(e):
     e.that("hog" in ours[3:] or "hog" in kernels,
            f"the hog was not killed (oom_ext: {ours}, kernel: {kernels})")
     e.that("keeper" not in ours, f"oom_ext killed the protected keeper: {ours}")
+    # kill_scope=unit: a victim of oom_ext's takes its unit whole (the thrash unit: bash, dd, the hog).
+    if "hog" in ours:
+        e.contains("b.kill_lines", "hog (unit policy-thrash-b.service")
+        e.contains("b.kill_lines", "with its cgroup /system.slice/policy-thrash-b.service chosen by oom_score")
+        e.equal("b.thrash_left", 0)
     e.equal("b.alive.keeper", 1)
     for n in ("lista", "listb", "smallpref"):
         e.equal(f"b.alive.{n}", 0)
@@ -346,8 +351,9 @@ SCENARIOS += [
 
 SCENARIOS.append(Scenario(
     "policy", "issue 17: dry run kills nobody and logs its choice; the victims list in order, prefer before a "
-    "bigger process, protect keeps the kernel's first choice alive (one boot, two page-cache stalls)",
-    check_policy, stall.COMMON_CMDLINE, timeout_s=stall.STALL_TIMEOUT_S))
+    "bigger process, protect keeps the kernel's first choice alive, kill_scope=unit takes the hog's unit whole "
+    "(one boot, two page-cache stalls)",
+    check_policy, stall.COMMON_CMDLINE + " oom_ext.kill_scope=unit", timeout_s=stall.STALL_TIMEOUT_S))
 
 # Stall protection (issue 6): defined in stall.py.
 SCENARIOS += stall.stall_scenarios(Scenario)

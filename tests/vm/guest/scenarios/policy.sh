@@ -11,7 +11,8 @@
 #     stall, the guard logs its choice and kills nobody.
 #   Phase B: dry_run removed (SIGHUP), the stall again: the guard's kills
 #     must come in the order lista, listb, smallpref, then the hog;
-#     keeper (protected) lives.
+#     keeper (protected) lives; with oom_ext.kill_scope=unit the hog's
+#     kill takes its unit (bash, dd, hog) whole.
 # The host decides (tests/vm/oomvm/scenarios.py, check_policy).
 # shellcheck disable=SC1091  # guest paths
 . /opt/oomtest/scenarios/stall-lib.sh
@@ -99,6 +100,8 @@ sleep 3
 result b.kills "$(guard_kills "$t1")"
 result b.kill_lines "$(guard_lines "$t1" | grep '^killed ' | head -n 6 | tr '\n' '|')"
 result b.kernel_kills "$(($(vmstat oom_kill) - kills_before))"
+# kill_scope=unit (command line): nothing of the thrash unit is left.
+result b.thrash_left "$(wc -l < /sys/fs/cgroup/system.slice/policy-thrash-b.service/cgroup.procs 2>/dev/null || echo 0)"
 result b.kernel_killed "$(dmesg | sed -n 's/.*Killed process \([0-9]*\) (\([^)]*\)).*/\2:\1/p' | paste -sd, -)"
 result b.fallbacks "$(guard_lines "$t1" | grep -c 'falling back to sysrq f')"
 result b.victims_list "$("$oom_ext" victims list | tr '\n' '|')"
