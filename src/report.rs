@@ -157,6 +157,14 @@ impl Report {
         }
     }
 
+    /// `policy=panic` ended the boot on purpose (issue 17).
+    fn policy_panic(&self) -> bool {
+        self.data
+            .as_ref()
+            .and_then(|d| d.get("policy"))
+            .is_some_and(|v| v == "panic")
+    }
+
     fn gracetime_reboot(&self) -> bool {
         self.data
             .as_ref()
@@ -200,6 +208,9 @@ impl Report {
             get("boot_id"),
             d.map(|d| d.victims.len()).unwrap_or(0)
         );
+        if self.policy_panic() {
+            s.push_str(" policy=panic");
+        }
         if self.gracetime_reboot() {
             s.push_str(" gracetime_reboot=1");
         }
@@ -268,7 +279,9 @@ impl Report {
         let _ = writeln!(
             s,
             "  ended by:    {}",
-            if self.gracetime_reboot() {
+            if self.policy_panic() {
+                "policy=panic: a deliberate panic (or reboot) at the first OOM"
+            } else if self.gracetime_reboot() {
                 "gracetime reboot"
             } else {
                 "reset, power loss or panic (the flag was never removed)"
@@ -336,6 +349,7 @@ impl Report {
                 d.and_then(|d| d.get_u64("mem_available_kb")),
             )
             .bool("gracetime_reboot", self.gracetime_reboot())
+            .bool("policy_panic", self.policy_panic())
             .raw("victims", victims)
             .raw("fields", fields)
             .num("reported_unix", self.reported_unix)

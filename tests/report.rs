@@ -197,3 +197,15 @@ fn no_flag_exits_0_and_corrupt_candidates_from_the_cmdline_are_found() {
     assert!(out.contains("/data/flag"), "{out}");
     std::fs::remove_dir_all(r).unwrap();
 }
+
+#[test]
+fn a_policy_panic_flag_is_reported_as_such() {
+    let r = fake_root("panic");
+    std::fs::write(r.join("oomflag"), format!("{FLAG}policy=panic\n")).unwrap();
+    let (code, out) = report_bin(&r, &["--keep"]);
+    assert_eq!(code, 3);
+    assert!(out.contains("ended by:    policy=panic"), "{out}");
+    let (_, json) = report_bin(&r, &["--json", "--keep"]);
+    assert!(json.contains("\"policy_panic\":true"), "{json}");
+    std::fs::remove_dir_all(r).unwrap();
+}
