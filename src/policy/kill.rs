@@ -3,16 +3,11 @@
 //! `process_mrelease` so the victim's memory comes back without waiting
 //! for it to run; or a whole cgroup through `cgroup.kill`.
 
-use crate::root::Root;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+#![forbid(unsafe_code)]
 
-fn check(r: libc::c_long) -> std::io::Result<libc::c_long> {
-    if r < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
+use crate::root::Root;
+use crate::sys;
+use std::os::fd::OwnedFd;
 
 /// How a process kill went.
 #[derive(Debug)]
@@ -32,31 +27,13 @@ pub fn kill_process(
     start_time: u64,
     start_now: impl Fn() -> Option<u64>,
 ) -> std::io::Result<Killed> {
-    let pid =
-        libc::pid_t::try_from(pid).map_err(|_| std::io::Error::from_raw_os_error(libc::ESRCH))?;
-    // SAFETY: pidfd_open takes two integers and returns a new descriptor or
-    // -1; no memory is passed.
-    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
-    // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+    let pidfd = sys::pidfd_open(pid)?;
     // The pidfd names whoever has the pid now: make sure it is the victim.
     if start_now() != Some(start_time) {
         return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
     }
-    let raw = pidfd.as_raw_fd();
-    // SAFETY: pidfd_send_signal(pidfd, sig, info, flags) with a null info
-    // pointer (the kernel fills in a SI_USER siginfo); `raw` is open.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            raw,
-            libc::SIGKILL,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    })?;
-    // SAFETY: process_mrelease(pidfd, flags) takes two integers.
-    let released = unsafe { libc::syscall(libc::SYS_process_mrelease, raw, 0) } == 0;
+    sys::pidfd_kill(&pidfd)?;
+    let released = sys::process_mrelease(&pidfd).is_ok();
     Ok(Killed { pidfd, released })
 }
 

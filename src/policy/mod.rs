@@ -3,9 +3,10 @@
 //! list, and the choice of one victim among them (issue 17).
 //!
 //! [`rank`], [`rules`], [`pattern`], [`parent`] and [`scope`] are pure and
-//! tested with made-up tables; [`proctable`], [`load`], [`kill`] and [`act`] do the
-//! I/O around them; only [`kill`] needs `unsafe` (its syscalls). See
-//! docs/policy.md.
+//! tested with made-up tables; [`proctable`], [`load`], [`kill`] and
+//! [`act`] do the I/O around them (the kill's syscalls are in
+//! [`crate::sys`]). See docs/policy.md.
+#![forbid(unsafe_code)]
 
 pub mod act;
 pub mod align;

@@ -1,8 +1,8 @@
 //! The syscall layer: the few system calls the binary makes below std, each
 //! once, with `io::Error` for failures and `OwnedFd` for new descriptors.
 //! Built on rustix's safe wrappers where they exist; the rest (fork,
-//! sched_setscheduler, glibc's mallopt) are the only `unsafe` left, each
-//! with its contract.
+//! sched_setscheduler, glibc's mallopt, process_mrelease) are the only
+//! `unsafe` left, each with its contract.
 
 use rustix::fs::{FlockOperation, Mode, OFlags};
 use rustix::process::{Pid, PidfdFlags};
@@ -79,6 +79,28 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
         .and_then(Pid::from_raw)
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
     Ok(rustix::process::pidfd_open(pid, PidfdFlags::empty())?)
+}
+
+/// pidfd_send_signal(2) of SIGKILL: the process the pidfd names, never a
+/// later one with its pid.
+pub fn pidfd_kill(pidfd: impl AsFd) -> io::Result<()> {
+    Ok(rustix::process::pidfd_send_signal(
+        pidfd,
+        rustix::process::Signal::KILL,
+    )?)
+}
+
+/// process_mrelease(2) (Linux 5.15+): frees a killed process's memory now,
+/// without waiting for it to run. rustix has no wrapper.
+pub fn process_mrelease(pidfd: impl AsFd) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: process_mrelease(pidfd, flags) takes two integers; the
+    // descriptor is borrowed and open for the call.
+    let r = unsafe { libc::syscall(libc::SYS_process_mrelease, pidfd.as_fd().as_raw_fd(), 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// CLOCK_BOOTTIME in ms (counts suspend, like the kernel's timers).
