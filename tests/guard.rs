@@ -418,3 +418,36 @@ fn fallback_gracetime_marks_the_flag_and_reboots() {
     drop(kmsg);
     std::fs::remove_dir_all(root).unwrap();
 }
+
+#[test]
+fn fallback_policy_panic_reboots_at_the_first_oom_and_the_report_names_it() {
+    use std::io::Write;
+    let (root, mut kmsg) = fifo_root("panic", "bufsize=1\npolicy=panic\npsi=0\n");
+    let mut g = guard(&root, &[]);
+    wait_for(&root.join("run/oom-ext/guard.state"), "state=armed");
+    kmsg.write_all(KILL.as_bytes()).unwrap();
+    // Fallback mode: the guard's own first OOM evidence, then a reboot
+    // (recorded, against a fake root) with the policy in the flag.
+    wait_for(&root.join("run/oom-ext/reboot-requested"), "1");
+    let flag = std::fs::read_to_string(root.join("oomflag")).unwrap();
+    assert!(flag.contains("\npolicy=panic\n"), "{flag}");
+    let start = Instant::now();
+    while g.0.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "guard went on after the reboot request"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
+        .arg("--root")
+        .arg(&root)
+        .arg("report")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ended by:    policy=panic"), "{text}");
+    drop(kmsg);
+    std::fs::remove_dir_all(root).unwrap();
+}
