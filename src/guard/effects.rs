@@ -220,7 +220,7 @@ impl Effects {
             log.err("panic requested (fake root: not panicking)");
             return 0;
         }
-        if let Err(e) = std::fs::write(self.root.join(paths::SYSRQ), "c") {
+        if let Err(e) = rootfs::write_existing(&self.root, paths::SYSRQ, b"c") {
             log.err(&format!(
                 "cannot write c to /{}: {e}; rebooting instead",
                 paths::SYSRQ

@@ -221,7 +221,8 @@ class Outcome:
 def _kills(facts, workload):
     w = WORKLOADS[workload]
     out = []
-    for key, by in (("kernel_kills", "kernel"), ("oomext_kills", "oom_ext"), ("earlyoom_kills", "earlyoom"), ("nohang_kills", "nohang"),
+    for key, by in (("kernel_kills", "kernel"), ("oomext_kills", "oom_ext"), ("earlyoom_kills", "earlyoom"),
+                    ("nohang_kills", "nohang"),
                     ("oomd_kills", "systemd-oomd")):
         if by == "nohang" and "Sending SIG" not in facts.get("nohang_log", "Sending SIG"):
             # nohang also logs a victim's status when it then does not act
