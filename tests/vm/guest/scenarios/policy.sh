@@ -7,8 +7,10 @@
 # first) and the page-cache thrash's hog. Rules: prefer smallpref,
 # protect keeper; the run-time list: policy-lista.service, then listb's
 # pid.
-#   Phase A: the same with `dry_run = yes` in policy.conf (SIGHUP): a
-#     stall, the guard logs its choice and kills nobody.
+#   Phase A: the same with `dry_run = yes` in policy.d (SIGHUP): a
+#     stall, the guard logs its choice and kills nobody (keeper is
+#     started after it: a dry run leaves the kernel's own OOM killer
+#     unsteered, and in a first run it took keeper).
 #   Phase B: dry_run removed (SIGHUP), the stall again: the guard's kills
 #     must come in the order lista, listb, smallpref, then the hog;
 #     keeper (protected) lives; with oom_ext.kill_scope=unit the hog's
@@ -28,10 +30,9 @@ hold() { # UNIT COMM MB [systemd-run properties]
 hold policy-lista lista 8
 hold policy-listb listb 8
 hold policy-smallpref smallpref 8
-hold policy-keeper keeper 48 -p OOMScoreAdjust=900
 sleep 3
 pid_of() { systemctl show -P MainPID "$1.service"; }
-for name in lista listb smallpref keeper; do
+for name in lista listb smallpref; do
 	result "pid.$name" "$(pid_of "policy-$name")"
 	result "oom_score.$name" "$(cat "/proc/$(pid_of "policy-$name")/oom_score" 2>/dev/null)"
 done
@@ -56,13 +57,13 @@ mark() { date +%s; }
 guard_lines() { journalctl -b -o cat --no-pager -t oom-ext --since "@$1" 2>/dev/null; }
 # comm:pid of every process the guard killed itself, in order.
 guard_kills() {
-	guard_lines "$1" | sed -n 's/^killed \([0-9]*\) \(.*\) (unit .*/\2:\1/p' | paste -sd, -
+	guard_lines "$1" | sed -n 's/^killed \([0-9]*\) \([^(]*\) (unit .*/\2:\1/p' | paste -sd, -
 }
 alive() { [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]; }
-report_alive() { # PHASE
-	local name
-	for name in lista listb smallpref keeper; do
-		if alive "$(pid_of "policy-$name")" "$name"; then result "$1.alive.$name" 1; else result "$1.alive.$name" 0; fi
+report_alive() { # PHASE NAMES...
+	local name phase=$1; shift
+	for name in "$@"; do
+		if alive "$(pid_of "policy-$name")" "$name"; then result "$phase.alive.$name" 1; else result "$phase.alive.$name" 0; fi
 	done
 }
 thrash() { # SECONDS
@@ -78,17 +79,21 @@ result a.policy_line "$(guard_lines "$t0" | grep '^policy: ' | tail -n 1)"
 result a.bad_line "$(guard_lines "$t0" | grep -c 'policy.conf:4: ')"
 sysrq_before=$(dmesg | grep -c 'sysrq: Manual OOM execution')
 kills_before=$(vmstat oom_kill)
-thrash "$(knob policy_dry_s 20)" a
+thrash "$(knob policy_dry_s 12)" a
 sleep 2
 result a.dry_lines "$(guard_lines "$t0" | grep -c '^dry run: would kill')"
 result a.dry_first "$(guard_lines "$t0" | grep '^dry run: would kill' | head -n 1)"
 result a.kills "$(guard_kills "$t0")"
 result a.sysrq "$(($(dmesg | grep -c 'sysrq: Manual OOM execution') - sysrq_before))"
 result a.kernel_kills "$(($(vmstat oom_kill) - kills_before))"
-report_alive a
+report_alive a lista listb smallpref
 sleep 5
 
-# ---- phase B: the real thing
+# ---- phase B: the real thing. keeper only now: during the dry run
+# nobody steers the kernel's own OOM killer, which would take it first.
+hold policy-keeper keeper 48 -p OOMScoreAdjust=900
+sleep 3
+result "oom_score.keeper" "$(cat "/proc/$(pid_of policy-keeper)/oom_score" 2>/dev/null)"
 t1=$(mark)
 rm /etc/oom-ext/policy.d/50-dry.conf
 kill -HUP "$guard"
@@ -105,7 +110,7 @@ result b.thrash_left "$(wc -l < /sys/fs/cgroup/system.slice/policy-thrash-b.serv
 result b.kernel_killed "$(dmesg | sed -n 's/.*Killed process \([0-9]*\) (\([^)]*\)).*/\2:\1/p' | paste -sd, -)"
 result b.fallbacks "$(guard_lines "$t1" | grep -c 'falling back to sysrq f')"
 result b.victims_list "$("$oom_ext" victims list | tr '\n' '|')"
-report_alive b
+report_alive b lista listb smallpref keeper
 # journald: the kill events carry MESSAGE_ID and fields; the catalog knows the id.
 kill_id=0f9f2ed9e9bc487d8c71326a256fcb7f
 result b.journal_kills "$(journalctl -b --no-pager -o cat MESSAGE_ID=$kill_id 2>/dev/null | grep -c '^killed ')"

@@ -230,7 +230,7 @@ stall_report() {
 	# oom_ext's own kills (its victim choice, issue 17) leave no kernel
 	# log line: its journal line "killed PID COMM (unit ...".
 	result oomext_kills "$(journalctl -b -o cat --no-pager -t oom-ext 2>/dev/null |
-		sed -n 's/^killed \([0-9]*\) \(.*\) (unit .*/\2:\1/p' | paste -sd, -)"
+		sed -n 's/^killed \([0-9]*\) \([^(]*\) (unit .*/\2:\1/p' | paste -sd, -)"
 	comm=$(cat "/proc/$by_pid/comm" 2>/dev/null)
 	if [ "$comm" = bystander ]; then result bystander_alive 1; else result bystander_alive 0; fi
 	if systemctl is-active --quiet stall-heartbeat.service; then result heartbeat_alive 1; else result heartbeat_alive 0; fi
