@@ -62,3 +62,33 @@ fn scenarios_know_the_module_keys_and_their_defaults() {
         assert_eq!(v, expected, "DEFAULTS[{k:?}]");
     }
 }
+
+#[test]
+fn the_architecture_tables_cmdline_rows_match_the_table() {
+    let doc = read("docs/ARCHITECTURE.md");
+    for row in oom_ext::params::TABLE.iter().filter(|r| r.key != "enabled") {
+        let cell = format!("| `oom_ext.{}=` |", row.key);
+        let line = doc
+            .lines()
+            .find(|l| l.starts_with(&cell))
+            .unwrap_or_else(|| panic!("docs/ARCHITECTURE.md has no row {cell}"));
+        let last = line
+            .trim_end_matches('|')
+            .rsplit('|')
+            .next()
+            .unwrap()
+            .trim();
+        let (range, default) = match row.kind {
+            Kind::Bool { default } => (None, u8::from(default).to_string()),
+            Kind::Number { min, max, default } => {
+                (Some(format!("{min}..{max}")), default.to_string())
+            }
+            Kind::FlagPath { default } => (None, format!("`{default}`")),
+            Kind::Word { default, .. } => (None, default.to_string()),
+        };
+        assert_eq!(last, default, "default of {}", row.key);
+        if let Some(r) = range {
+            assert!(line.contains(&r), "{}: range {r} not in {line:?}", row.key);
+        }
+    }
+}
