@@ -30,6 +30,11 @@ pub struct Params {
     pub parent_max: u32,
     pub parent_expire: u32,
     pub dry_run: bool,
+    pub harm: bool,
+    pub harm_freeze_pct: u32,
+    pub harm_runway_ms: u32,
+    pub harm_floor_pct: u32,
+    pub harm_act_ms: u32,
 }
 
 /// `oom_ext.policy=` (seed 002's policies).
@@ -305,6 +310,62 @@ pub const TABLE: &[Param] = &[
         about: "log the victim that would die and why, kill nobody",
         slot: slot!(bool dry_run),
     },
+    Param {
+        key: "harm",
+        kind: Kind::Bool { default: false },
+        module: false,
+        summary: false,
+        about: "stall protection acts on harm, not on PSI some (issue 16; docs/stall.md)",
+        slot: slot!(bool harm),
+    },
+    Param {
+        key: "harm_freeze_pct",
+        kind: Kind::Number {
+            min: 5,
+            max: 100,
+            default: 30,
+        },
+        module: false,
+        summary: false,
+        about: "harm: share of a second every task waited on memory (PSI full) that is a freeze",
+        slot: slot!(number harm_freeze_pct),
+    },
+    Param {
+        key: "harm_runway_ms",
+        kind: Kind::Number {
+            min: 0,
+            max: 60_000,
+            default: 2000,
+        },
+        module: false,
+        summary: false,
+        about: "harm: headroom gone within this many ms at its rate of fall; 0 = never",
+        slot: slot!(number harm_runway_ms),
+    },
+    Param {
+        key: "harm_floor_pct",
+        kind: Kind::Number {
+            min: 0,
+            max: 50,
+            default: 3,
+        },
+        module: false,
+        summary: false,
+        about: "harm: MemAvailable + SwapFree at or below this share of MemTotal is gone",
+        slot: slot!(number harm_floor_pct),
+    },
+    Param {
+        key: "harm_act_ms",
+        kind: Kind::Number {
+            min: 100,
+            max: 60_000,
+            default: 1000,
+        },
+        module: false,
+        summary: false,
+        about: "harm: ms a freeze must go on after a response before a kill",
+        slot: slot!(number harm_act_ms),
+    },
 ];
 
 /// Every numeric default is inside its range (checked at compile time).
@@ -352,6 +413,11 @@ impl Default for Params {
             parent_max: 0,
             parent_expire: 0,
             dry_run: false,
+            harm: false,
+            harm_freeze_pct: 0,
+            harm_runway_ms: 0,
+            harm_floor_pct: 0,
+            harm_act_ms: 0,
         };
         for row in TABLE {
             match (row.kind, row.slot) {

@@ -60,6 +60,20 @@ impl Default for HarmParams {
     }
 }
 
+impl HarmParams {
+    /// The tunables `harm_*` (src/params.rs); `short_pct` is the guard's
+    /// MEMORY_SHORT_PCT, as for the PSI-some rules.
+    pub fn from_params(p: &crate::params::Params) -> Self {
+        HarmParams {
+            freeze_pct: p.harm_freeze_pct,
+            runway_ms: p.harm_runway_ms,
+            floor_pct: p.harm_floor_pct,
+            act_ms: p.harm_act_ms,
+            short_pct: crate::guard::machine::MEMORY_SHORT_PCT as u32,
+        }
+    }
+}
+
 /// One reading of the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Sample {

@@ -72,6 +72,21 @@ pub fn mem_total_kb(text: &str) -> Option<u64> {
     meminfo_kb(text, "MemTotal:")
 }
 
+/// `SwapFree:  N kB` from /proc/meminfo.
+pub fn swap_free_kb(text: &str) -> Option<u64> {
+    meminfo_kb(text, "SwapFree:")
+}
+
+/// The `total=` of the `full` line of /proc/pressure/memory, µs.
+pub fn psi_full_total_us(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("full "))?
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("total="))?
+        .parse()
+        .ok()
+}
+
 fn meminfo_kb(text: &str, key: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(key))
@@ -81,6 +96,21 @@ fn meminfo_kb(text: &str, key: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn psi_full_total_and_swap_free() {
+        let psi = "some avg10=1.00 avg60=0.50 avg300=0.10 total=123456\nfull avg10=0.50 avg60=0.20 avg300=0.05 total=65432\n";
+        assert_eq!(psi_full_total_us(psi), Some(65432));
+        assert_eq!(
+            psi_full_total_us("some avg10=0.00 avg60=0.00 avg300=0.00 total=1\n"),
+            None
+        );
+        assert_eq!(psi_full_total_us("full avg10=0.00 total=x\n"), None);
+        assert_eq!(
+            swap_free_kb("SwapTotal: 262140 kB\nSwapFree:  131072 kB\n"),
+            Some(131072)
+        );
+    }
 
     #[test]
     fn net_freed_pages_from_vmstat() {

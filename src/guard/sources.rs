@@ -61,6 +61,8 @@ pub(super) struct Sources {
     psi: Option<OwnedFd>,
     psi_error: Option<String>,
     psi_wanted: bool,
+    /// The harm model samples PSI `full` (harm=1).
+    harm: bool,
     mountinfo: Option<OwnedFd>,
     pub(super) procfd: Option<OwnedFd>,
     kmsg: Option<std::fs::File>,
@@ -106,6 +108,7 @@ impl Sources {
             psi: None,
             psi_error: None,
             psi_wanted: false,
+            harm: false,
             mountinfo: None,
             procfd: None,
             kmsg: None,
@@ -177,6 +180,7 @@ impl Sources {
         self.psi = None;
         self.psi_error = None;
         self.psi_wanted = params.psi;
+        self.harm = params.psi && params.harm;
         if !params.psi {
             return;
         }
@@ -248,6 +252,13 @@ impl Sources {
                 .as_deref()
                 .and_then(kernel_text::vmstat_net_freed_pages)
                 .map(|p| p.wrapping_mul(page_kb)),
+            psi_full_us: self
+                .harm
+                .then(|| std::fs::read_to_string(self.root.join(paths::PSI_MEMORY)).ok())
+                .flatten()
+                .as_deref()
+                .and_then(kernel_text::psi_full_total_us),
+            swap_free_kb: meminfo.as_deref().and_then(kernel_text::swap_free_kb),
         }
     }
 

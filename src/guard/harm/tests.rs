@@ -277,6 +277,14 @@ fn measured_storm_is_killed_before_its_first_freeze() {
 }
 
 #[test]
+fn the_defaults_are_the_parameter_table_s() {
+    assert_eq!(
+        HarmParams::from_params(&crate::params::Params::default()),
+        HarmParams::default()
+    );
+}
+
+#[test]
 fn measured_thrash_is_killed_before_its_freeze() {
     // PSI full stays at 10-25 % for 20 s while dd streams and memory is
     // still there: no kill for that; the kill comes with the floor.

@@ -67,6 +67,25 @@ impl Machine {
         if since < kill_ms {
             return;
         }
+        let why = why.unwrap_or_else(|| match stall.last_kill_ms {
+            None => format!("memory stall for {since} ms"),
+            Some(_) => format!(
+                "memory stall for {} ms, {since} ms since the last kill",
+                now.saturating_sub(stall.start_ms)
+            ),
+        });
+        self.request_kill(f, why, out);
+    }
+
+    /// A kill for `why`, unless one is pending or the last victims are
+    /// still on their way out (at most VICTIM_EXIT_WAIT_MS); made
+    /// KILL_CONFIRM_MS later when the memory counters can tell whether
+    /// memory is coming back meanwhile. The harm concern asks here directly.
+    pub(super) fn request_kill(&mut self, f: Facts, why: String, out: &mut Vec<Action>) {
+        let now = f.now_ms;
+        if self.pending_kill.is_some() {
+            return;
+        }
         if let Some(a) = &self.awaiting {
             if now < a.since_ms + VICTIM_EXIT_WAIT_MS {
                 return;
@@ -86,13 +105,6 @@ impl Machine {
             // Given up on: a victim named from now on is a new one.
             self.awaiting = None;
         }
-        let why = why.unwrap_or_else(|| match stall.last_kill_ms {
-            None => format!("memory stall for {since} ms"),
-            Some(_) => format!(
-                "memory stall for {} ms, {since} ms since the last kill",
-                now.saturating_sub(stall.start_ms)
-            ),
-        });
         match f.net_freed_kb {
             Some(net_freed_kb) => {
                 self.pending_kill = Some(PendingKill {

@@ -10,10 +10,13 @@
 //!   awaited (the executor's [`Action::Kill`] carries it out);
 //! - [`oom`]: the OOM state (fallback mode's own; the module's in kernel
 //!   mode), the crash flag, gracetime;
-//! - [`rearm`]: the buffer's re-arm after the OOM state.
+//! - [`rearm`]: the buffer's re-arm after the OOM state;
+//! - [`harm_trigger`]: with `harm=1`, the harm model (issue 16) in the
+//!   stall concern's place.
 
 #![forbid(unsafe_code)]
 
+mod harm_trigger;
 mod kill;
 mod oom;
 mod rearm;
@@ -78,6 +81,10 @@ pub struct Facts {
     /// if readable: the difference between two readings is how much free
     /// memory grew.
     pub net_freed_kb: Option<i64>,
+    /// PSI memory `full` total, µs (read only with `harm=1`).
+    pub psi_full_us: Option<u64>,
+    /// SwapFree from /proc/meminfo, if readable.
+    pub swap_free_kb: Option<u64>,
 }
 
 impl Facts {
@@ -162,6 +169,10 @@ pub struct Machine {
     module_lines_sent: bool,
     trigger_failed: bool,
     rebooting: bool,
+    /// With `harm=1`: the trigger model of issue 16.
+    harm: Option<crate::guard::harm::Model>,
+    /// Kernel mode, harm: the last trigger write.
+    harm_trigger_ms: Option<u64>,
 }
 
 /// Whether [`Machine::on_timer`] goes on to the next concern.
@@ -173,6 +184,7 @@ enum Flow {
 
 impl Machine {
     pub fn new(mode: Mode, params: Params, buffer_armed: bool) -> Self {
+        let harm = Self::harm_model(&params);
         Machine {
             mode,
             params,
@@ -189,6 +201,8 @@ impl Machine {
             module_lines_sent: false,
             trigger_failed: false,
             rebooting: false,
+            harm,
+            harm_trigger_ms: None,
         }
     }
 
@@ -241,7 +255,11 @@ impl Machine {
             return None;
         }
         [
-            self.stall_deadline(),
+            if self.harm.is_some() {
+                self.harm_deadline()
+            } else {
+                self.stall_deadline()
+            },
             self.kill_deadline(),
             self.oom_deadline(),
             self.rearm_deadline(),
@@ -257,6 +275,7 @@ impl Machine {
             return out;
         }
         match ev {
+            Event::Psi if self.harm.is_some() => self.harm_on_psi(f, &mut out),
             Event::Psi => self.on_psi(f, &mut out),
             Event::OomKill(v) => self.on_kill(v, f, &mut out),
             Event::Killed(vs) => self.on_victims(vs, f, &mut out),
@@ -276,10 +295,21 @@ impl Machine {
     /// stall's end clears its kill; the OOM state ends only with the stall;
     /// the re-arm waits for the OOM state's end.
     fn on_timer(&mut self, f: Facts, out: &mut Vec<Action>) {
-        if self.stall_timer(f, out) == Flow::Stop {
+        let kills = self.counters.kills;
+        let stall = if self.harm.is_some() {
+            self.harm_timer(f, out)
+        } else {
+            self.stall_timer(f, out)
+        };
+        if stall == Flow::Stop {
             return;
         }
         self.kill_timer(f, out);
+        if self.counters.kills > kills {
+            if let Some(m) = self.harm.as_mut() {
+                m.killed(f.now_ms);
+            }
+        }
         self.eaten_timer(f, out);
         if self.oom_timer(f, out) == Flow::Stop {
             return;
@@ -317,11 +347,24 @@ impl Machine {
             params.enabled = self.params.enabled;
         }
         let old = std::mem::replace(&mut self.params, params);
-        if old.psi_trigger() != self.params.psi_trigger() || old.psi != self.params.psi {
+        if old.psi_trigger() != self.params.psi_trigger()
+            || old.psi != self.params.psi
+            || old.harm != self.params.harm
+        {
             out.push(Action::ReopenPsi);
         }
         if self.mode == Mode::Fallback && old.bufsize != self.params.bufsize && self.buffer_armed {
             out.push(Action::ReplaceBuffer);
+        }
+        if Self::harm_model(&old).map(|m| m.params) != self.harm.as_ref().map(|m| m.params)
+            || old.harm != self.params.harm
+        {
+            // Another trigger model: a stall the old one followed ends here.
+            self.harm = Self::harm_model(&self.params);
+            self.harm_trigger_ms = None;
+            if self.stall.take().is_some() {
+                self.stall_over();
+            }
         }
         out.push(Action::Log(
             Level::Info,

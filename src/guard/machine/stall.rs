@@ -122,7 +122,7 @@ impl Machine {
 
     /// Whether the OOM state this stall starts frees a buffer (the module's
     /// in kernel mode, ours in fallback mode).
-    fn releases_buffer_now(&self) -> bool {
+    pub(super) fn releases_buffer_now(&self) -> bool {
         self.params.bufsize > 0
             && match self.mode {
                 Mode::Kernel => self.module_state.as_deref() == Some("armed"),

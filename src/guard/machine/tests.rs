@@ -6,6 +6,8 @@ fn at(ms: u64, mem_mb: u64) -> Facts {
         mem_available_kb: Some(mem_mb * 1024),
         mem_total_kb: Some(1024 * 1024),
         net_freed_kb: None,
+        psi_full_us: None,
+        swap_free_kb: None,
     }
 }
 
