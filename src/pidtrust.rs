@@ -66,12 +66,25 @@ fn lock_id(root: &Root) -> Option<(FileId, u64)> {
 
 /// Whether /proc/PID/exe is an `oom-ext` (also after an upgrade replaced it).
 fn exe_is_ours(pid: u32) -> bool {
-    let Ok(t) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
-        return false;
-    };
-    let t = t.as_os_str().to_string_lossy();
-    let t = t.strip_suffix(" (deleted)").unwrap_or(&t);
-    t.rsplit('/').next() == Some("oom-ext")
+    match std::fs::read_link(format!("/proc/{pid}/exe")) {
+        Ok(t) => {
+            let t = t.as_os_str().to_string_lossy();
+            let t = t.strip_suffix(" (deleted)").unwrap_or(&t);
+            t.rsplit('/').next() == Some("oom-ext")
+        }
+        // Another process's exe and fds need ptrace access, which the kernel
+        // (cap_ptrace_access_check) refuses to a caller whose capabilities
+        // are not a superset of the target's: the guard unit's bounded set
+        // against a guard resumed from the initramfs. Its comm, which exec
+        // sets from the executable's name, is readable by anyone.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => comm_is_ours(pid),
+        Err(_) => false,
+    }
+}
+
+fn comm_is_ours(pid: u32) -> bool {
+    rootfs::read_small(&Root::system(), &format!("proc/{pid}/comm"))
+        .is_some_and(|c| c.strip_suffix(b"\n").unwrap_or(&c) == b"oom-ext")
 }
 
 /// Whether `pid` has the file (dev, ino) open; `None` when its fds cannot
@@ -83,6 +96,14 @@ fn has_open(pid: u32, dev: u64, ino: u64) -> Option<bool> {
         rd.flatten()
             .any(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino)),
     )
+}
+
+/// Whether `pid` holds the flocked lock file (dev, ino): it has the file
+/// open, or, where its fds cannot be read (no ptrace access, see
+/// [`exe_is_ours`]), it is a taker in /proc/locks or the lock is held and
+/// the lock file, which only root writes, names it.
+fn holds_lock(pid: u32, dev: u64, ino: u64, holders: &[u32]) -> bool {
+    has_open(pid, dev, ino).unwrap_or(!holders.is_empty())
 }
 
 /// The guard holding the lock under `root`: the pid in the lock file's
@@ -100,9 +121,7 @@ pub fn lock_holder(root: &Root) -> Option<u32> {
     in_file
         .into_iter()
         .chain(holders.iter().copied())
-        .find(|&pid| {
-            has_open(pid, dev, id.2).unwrap_or_else(|| holders.contains(&pid)) && exe_is_ours(pid)
-        })
+        .find(|&pid| holds_lock(pid, dev, id.2, &holders) && exe_is_ours(pid))
 }
 
 /// [`lock_holder`], asked again every 20 ms for at most `wait`.
@@ -129,8 +148,7 @@ pub fn verified_guard(root: &Root, claimed: Option<u32>) -> Option<u32> {
         return None;
     }
     let pid = claimed.or_else(|| holders.first().copied())?;
-    let holds = has_open(pid, dev, id.2).unwrap_or_else(|| holders.contains(&pid));
-    (holds && exe_is_ours(pid)).then_some(pid)
+    (holds_lock(pid, dev, id.2, &holders) && exe_is_ours(pid)).then_some(pid)
 }
 
 #[cfg(test)]
@@ -173,7 +191,8 @@ mod tests {
         );
         let (id, dev) = lock_id(&root).unwrap();
         assert_eq!(has_open(std::process::id(), dev, id.2), Some(true));
-        assert_eq!(has_open(std::process::id(), dev, id.2 + 1), Some(false));
+        // Not ino + 1: other tests of this process may hold that file open.
+        assert_eq!(has_open(std::process::id(), dev, u64::MAX), Some(false));
         drop(f);
         std::fs::remove_dir_all(d).unwrap();
     }
