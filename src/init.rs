@@ -44,6 +44,14 @@ pub enum ModulePlan {
         /// If the kernel refuses the file.
         refused: Refused,
     },
+    /// `modules.dep` unreadable (mkinitcpio keeps only `modules.dep.bin`):
+    /// modprobe, which reads the binary index, loads it; fallback mode if
+    /// that fails.
+    Modprobe {
+        modprobe: PathBuf,
+        args: String,
+        why: String,
+    },
     Unavailable(String),
 }
 
@@ -101,7 +109,14 @@ pub fn plan(root: &Root, inputs: &Inputs) -> Plan {
             (None, _) => ModulePlan::Unavailable(
                 "kernel release unknown (no /proc/sys/kernel/osrelease)".into(),
             ),
-            (_, Err(why)) => ModulePlan::Unavailable(why.clone()),
+            (_, Err(why)) => match &inputs.modprobe {
+                Some(m) => ModulePlan::Modprobe {
+                    modprobe: m.clone(),
+                    args: params.module_args(),
+                    why: why.clone(),
+                },
+                None => ModulePlan::Unavailable(why.clone()),
+            },
             (Some(rel), Ok(dep)) => match modload::find_in_modules_dep(dep, modload::MODULE) {
                 None => ModulePlan::Unavailable(format!(
                     "{} is not in modules.dep of kernel {rel} (not installed?)",
@@ -229,6 +244,16 @@ impl Plan {
                     Refused::NoModprobe => writeln!(s, "module: if refused, no modprobe"),
                 }
             }
+            ModulePlan::Modprobe {
+                modprobe,
+                args,
+                why,
+            } => writeln!(
+                s,
+                "module: load through {} with \"{args}\" ({})",
+                rel(modprobe),
+                why.replace(&root.dir().display().to_string(), "")
+            ),
             ModulePlan::Unavailable(why) => writeln!(
                 s,
                 "module: unavailable: {}",
@@ -318,6 +343,25 @@ pub fn execute(root: &Root, plan: &Plan, log: &Log, spawn_guard: bool) -> Mode {
             }
             LoadResult::AlreadyLoaded => Mode::Kernel,
             LoadResult::Failed(why) => when_refused(path, args, refused, &why, log),
+        },
+        ModulePlan::Modprobe {
+            modprobe,
+            args,
+            why,
+        } => match modload::load_with_modprobe(modprobe, args) {
+            LoadResult::Loaded | LoadResult::AlreadyLoaded => {
+                log.info(&format!(
+                    "{why}; loaded oom_ext through {} with {args}",
+                    modprobe.display()
+                ));
+                Mode::Kernel
+            }
+            LoadResult::Failed(why2) => {
+                log.warn(&format!(
+                    "{why}; {why2}; using the userspace fallback guard"
+                ));
+                Mode::Fallback
+            }
         },
         ModulePlan::Unavailable(why) => {
             log.warn(&format!(
@@ -494,6 +538,34 @@ mod tests {
         assert!(matches!(plan(&root, &i).module, ModulePlan::Unavailable(_)));
         i.module_loaded = true;
         assert_eq!(plan(&root, &i).module, ModulePlan::AlreadyLoaded);
+    }
+
+    #[test]
+    fn without_modules_dep_modprobe_loads_it() {
+        // mkinitcpio's images keep only modules.dep.bin.
+        let root = Root::new("/r");
+        let mut i = inputs("oom_ext.bufsize=8");
+        i.modules_dep = Err("cannot read /lib/modules/6.1.0/modules.dep: missing".into());
+        assert!(matches!(plan(&root, &i).module, ModulePlan::Unavailable(_)));
+        i.modprobe = Some("/r/usr/bin/modprobe".into());
+        let p = plan(&root, &i);
+        let ModulePlan::Modprobe {
+            modprobe,
+            args,
+            why,
+        } = &p.module
+        else {
+            panic!("not through modprobe: {:?}", p.module);
+        };
+        assert_eq!(modprobe, &PathBuf::from("/r/usr/bin/modprobe"));
+        assert!(args.contains("bufsize=8"), "{args}");
+        assert!(why.contains("modules.dep"), "{why}");
+        assert!(
+            p.render(&root)
+                .contains("module: load through /usr/bin/modprobe with"),
+            "{}",
+            p.render(&root)
+        );
     }
 
     #[test]
