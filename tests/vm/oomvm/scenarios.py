@@ -346,6 +346,13 @@ SCENARIOS += [
     Scenario("deb-dracut", "issue 18: .debs installed by apt-get, dracut initrd (module added by the package's "
              "dracut.conf.d); params + guard survives",
              check_initrd, BOOT_PARAMS, initrd="deb-dracut", script="initrd", kernels=("6.12",), needs=DEB, image="deb"),
+    # init=: mkinitcpio's busybox /init tests /sbin/init inside the new root before
+    # switch_root, and Debian's is an absolute link (Arch's are relative).
+    Scenario("initrd-mkinitcpio", "issue 18: real mkinitcpio v41, HOOKS=(base udev oom-ext ...); params + guard survives",
+             check_initrd, BOOT_PARAMS + " init=/lib/systemd/systemd", initrd="mkinitcpio", script="initrd", needs=DEB, image="deb"),
+    Scenario("initrd-mkinitcpio-systemd", "issue 18: real mkinitcpio v41, HOOKS=(base systemd sd-oom-ext ...); "
+             "params + guard survives",
+             check_initrd, BOOT_PARAMS, initrd="mkinitcpio-systemd", script="initrd", needs=DEB, image="deb"),
 ]
 
 
