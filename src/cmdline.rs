@@ -324,7 +324,7 @@ mod tests {
             d,
             vec![
                 "ignoring oom_ext.bufsize=\"abc\": not a number in 0..4096, using 32",
-                "ignoring oom_ext.gracetime=\"-5\": not a number in 0..86400, using 0",
+                "ignoring oom_ext.gracetime=\"-5\": neither 0 (off) nor in 7..86400, using 0",
                 "ignoring oom_ext.resettime=\"99999999999999999999999\": out of range 0..86400, using 300",
                 "ignoring oom_ext.crashflag_name=\"relative/x\": not a valid flag path: not absolute, using /oomflag",
             ]
@@ -418,9 +418,10 @@ mod tests {
         let (params, d) = p("oom_ext=0 x=caf\u{e9}");
         assert!(!params.enabled);
         assert!(d.is_empty());
-        let (params, d) = parse(b"oom_ext=0 x=caf\xe9 oom_ext.bufsize=7\xff oom_ext.gracetime=5\n");
+        let (params, d) =
+            parse(b"oom_ext=0 x=caf\xe9 oom_ext.bufsize=7\xff oom_ext.gracetime=30\n");
         assert!(!params.enabled, "oom_ext=0 is kept");
-        assert_eq!(params.gracetime, 5, "the words after it are read");
+        assert_eq!(params.gracetime, 30, "the words after it are read");
         assert_eq!(params.bufsize, 32);
         let d: Vec<String> = d.iter().map(|d| d.to_string()).collect();
         assert_eq!(
@@ -496,8 +497,8 @@ mod tests {
     fn defect_10_a_bad_value_on_reload_keeps_the_value_in_effect() {
         let mut base = Params::default();
         base.set("bufsize", "1").unwrap();
-        let (p, problems) = params_over(&base, b"bufsize=abc\ngracetime=5\n");
-        assert_eq!((p.bufsize, p.gracetime), (1, 5), "not the 32 MiB default");
+        let (p, problems) = params_over(&base, b"bufsize=abc\ngracetime=30\n");
+        assert_eq!((p.bufsize, p.gracetime), (1, 30), "not the 32 MiB default");
         assert_eq!(
             problems,
             vec!["bufsize=\"abc\": not a number in 0..4096, keeping 1"]

@@ -94,6 +94,8 @@ pub enum Kind {
         min: u32,
         max: u32,
         default: u32,
+        /// 0 is accepted too, below `min`, and means off.
+        off: bool,
     },
     /// An absolute path under the module's rules ([`check_flag_path`]).
     FlagPath {
@@ -164,6 +166,7 @@ pub const TABLE: &[Param] = &[
             min: 0,
             max: 4096,
             default: 32,
+            off: false,
         },
         module: true,
         summary: true,
@@ -172,10 +175,14 @@ pub const TABLE: &[Param] = &[
     },
     Param {
         key: "gracetime",
+        // The OOM state lasts at least 6 s (5 s without OOM activity, checked
+        // each second): a shorter gracetime would panic on every OOM. The
+        // module refuses 1..6 too.
         kind: Kind::Number {
-            min: 0,
+            min: 7,
             max: 86400,
             default: 0,
+            off: true,
         },
         module: true,
         summary: true,
@@ -188,6 +195,7 @@ pub const TABLE: &[Param] = &[
             min: 0,
             max: 86400,
             default: 300,
+            off: false,
         },
         module: true,
         summary: true,
@@ -226,6 +234,7 @@ pub const TABLE: &[Param] = &[
             min: 10,
             max: 500,
             default: 150,
+            off: false,
         },
         module: false,
         summary: false,
@@ -238,6 +247,7 @@ pub const TABLE: &[Param] = &[
             min: 500,
             max: 10000,
             default: 1000,
+            off: false,
         },
         module: false,
         summary: false,
@@ -250,6 +260,7 @@ pub const TABLE: &[Param] = &[
             min: 0,
             max: 600_000,
             default: 2000,
+            off: false,
         },
         module: false,
         summary: false,
@@ -284,6 +295,7 @@ pub const TABLE: &[Param] = &[
             min: 0,
             max: 1000,
             default: 0,
+            off: false,
         },
         module: false,
         summary: false,
@@ -296,6 +308,7 @@ pub const TABLE: &[Param] = &[
             min: 1,
             max: 86400,
             default: 300,
+            off: false,
         },
         module: false,
         summary: false,
@@ -324,6 +337,7 @@ pub const TABLE: &[Param] = &[
             min: 5,
             max: 100,
             default: 30,
+            off: false,
         },
         module: false,
         summary: false,
@@ -336,6 +350,7 @@ pub const TABLE: &[Param] = &[
             min: 0,
             max: 60_000,
             default: 2000,
+            off: false,
         },
         module: false,
         summary: false,
@@ -348,6 +363,7 @@ pub const TABLE: &[Param] = &[
             min: 0,
             max: 50,
             default: 3,
+            off: false,
         },
         module: false,
         summary: false,
@@ -360,6 +376,7 @@ pub const TABLE: &[Param] = &[
             min: 100,
             max: 60_000,
             default: 1000,
+            off: false,
         },
         module: false,
         summary: false,
@@ -372,8 +389,14 @@ pub const TABLE: &[Param] = &[
 const fn defaults_in_range(t: &[Param]) -> bool {
     let mut i = 0;
     while i < t.len() {
-        if let Kind::Number { min, max, default } = t[i].kind {
-            if min > max || default < min || default > max {
+        if let Kind::Number {
+            min,
+            max,
+            default,
+            off,
+        } = t[i].kind
+        {
+            if min > max || !(off && default == 0) && (default < min || default > max) {
                 return false;
             }
         }
@@ -436,8 +459,19 @@ impl Default for Params {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     UnknownKey,
-    NotANumber { min: u32, max: u32 },
-    OutOfRange { min: u32, max: u32 },
+    NotANumber {
+        min: u32,
+        max: u32,
+    },
+    OutOfRange {
+        min: u32,
+        max: u32,
+    },
+    /// For a key whose 0 means off.
+    NotOffOrInRange {
+        min: u32,
+        max: u32,
+    },
     NotABoolean,
     BadPath(&'static str),
     NotOneOf(&'static [&'static str]),
@@ -449,6 +483,9 @@ impl fmt::Display for Refusal {
             Refusal::UnknownKey => write!(f, "a known key"),
             Refusal::NotANumber { min, max } => write!(f, "not a number in {min}..{max}"),
             Refusal::OutOfRange { min, max } => write!(f, "out of range {min}..{max}"),
+            Refusal::NotOffOrInRange { min, max } => {
+                write!(f, "neither 0 (off) nor in {min}..{max}")
+            }
             Refusal::NotABoolean => write!(f, "not a boolean (1|yes|true|on or 0|no|false|off)"),
             Refusal::BadPath(why) => write!(f, "not a valid flag path: {why}"),
             Refusal::NotOneOf(words) => write!(f, "not one of {}", words.join("|")),
@@ -501,9 +538,18 @@ impl Params {
             (Kind::Bool { .. }, Slot::Bool(_, set)) => {
                 set(self, parse_bool(value).ok_or(Refusal::NotABoolean)?)
             }
-            (Kind::Number { min, max, .. }, Slot::Number(_, set)) => {
-                set(self, parse_number(value, min, max)?)
-            }
+            (Kind::Number { min, max, off, .. }, Slot::Number(_, set)) => set(
+                self,
+                if off {
+                    match parse_number(value, 0, max) {
+                        Ok(0) => 0,
+                        _ => parse_number(value, min, max)
+                            .map_err(|_| Refusal::NotOffOrInRange { min, max })?,
+                    }
+                } else {
+                    parse_number(value, min, max)?
+                },
+            ),
             (Kind::FlagPath { .. }, Slot::Text(_, set)) => {
                 check_flag_path(value)?;
                 set(self, value.to_string())
@@ -587,6 +633,30 @@ impl Params {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gracetime_is_off_or_longer_than_the_shortest_oom_state() {
+        let mut p = Params::default();
+        for ok in ["0", "000", "7", "86400"] {
+            assert_eq!(p.set("gracetime", ok), Ok(()), "{ok}");
+        }
+        for bad in ["1", "6", "86401", "99999999999"] {
+            assert_eq!(
+                p.set("gracetime", bad),
+                Err(Refusal::NotOffOrInRange { min: 7, max: 86400 }),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            p.set("gracetime", "-5"),
+            Err(Refusal::NotOffOrInRange { min: 7, max: 86400 })
+        );
+        assert_eq!(p.gracetime, 86400, "a refused value keeps the old one");
+        assert_eq!(
+            Refusal::NotOffOrInRange { min: 7, max: 86400 }.to_string(),
+            "neither 0 (off) nor in 7..86400"
+        );
+    }
 
     #[test]
     fn numbers_are_plain_decimal_in_range() {

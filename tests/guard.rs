@@ -385,12 +385,32 @@ fn fallback_oom_cycle_flag_release_end_rearm() {
 #[test]
 fn fallback_gracetime_marks_the_flag_and_reboots() {
     use std::io::Write;
-    let (root, mut kmsg) = fifo_root("grace", "bufsize=1\ngracetime=1\npsi=0\n");
+    // 7 s: the shortest gracetime there is (the OOM state lasts at least 6 s).
+    let (root, mut kmsg) = fifo_root("grace", "bufsize=1\ngracetime=7\npsi=0\n");
+    // A persistent OOM: memory never comes back, so the state cannot end.
+    std::fs::write(
+        root.join("proc/meminfo"),
+        "MemTotal: 4000000 kB\nMemAvailable: 1000 kB\n",
+    )
+    .unwrap();
     let g = guard(&root, &[]);
     wait_for(&root.join("run/oom-ext/guard.state"), "state=armed");
     kmsg.write_all(KILL.as_bytes()).unwrap();
     // Against a fake root the guard records the reboot instead of doing it.
-    wait_for(&root.join("run/oom-ext/reboot-requested"), "1");
+    let start = Instant::now();
+    while !std::fs::read_to_string(root.join("run/oom-ext/reboot-requested"))
+        .is_ok_and(|s| s.contains('1'))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no reboot request after gracetime=7"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        start.elapsed() >= Duration::from_secs(6),
+        "rebooted before gracetime"
+    );
     let flag = std::fs::read_to_string(root.join("oomflag")).unwrap();
     assert!(flag.ends_with("gracetime_reboot=1\n"), "{flag}");
     let mut g = g;

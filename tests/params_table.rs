@@ -80,9 +80,19 @@ fn the_architecture_tables_cmdline_rows_match_the_table() {
             .trim();
         let (range, default) = match row.kind {
             Kind::Bool { default } => (None, u8::from(default).to_string()),
-            Kind::Number { min, max, default } => {
-                (Some(format!("{min}..{max}")), default.to_string())
-            }
+            Kind::Number {
+                min,
+                max,
+                default,
+                off,
+            } => (
+                Some(if off {
+                    format!("0 or {min}..{max}")
+                } else {
+                    format!("{min}..{max}")
+                }),
+                default.to_string(),
+            ),
             Kind::FlagPath { default } => (None, format!("`{default}`")),
             Kind::Word { default, .. } => (None, default.to_string()),
         };

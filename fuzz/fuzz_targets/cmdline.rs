@@ -14,9 +14,9 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     for p in [from_cmdline, Params::from_file(&text).0] {
         for row in TABLE {
-            if let Kind::Number { min, max, .. } = row.kind {
+            if let Kind::Number { min, max, off, .. } = row.kind {
                 let v: u32 = p.get(row.key).unwrap().parse().unwrap();
-                assert!(v >= min && v <= max);
+                assert!(off && v == 0 || v >= min && v <= max);
             }
         }
         assert!(check_flag_path(&p.crashflag_name).is_ok());

@@ -93,7 +93,7 @@ def check_guard_survived(e):
                "it was not carried over from the initrd")
 
 
-BAD_VALUES = {"bufsize": "abc", "gracetime": "-5", "resettime": "99999999999", "crashflag": "2",
+BAD_VALUES = {"bufsize": "abc", "gracetime": "5", "resettime": "99999999999", "crashflag": "2",
               "crashflag_name": "relative/oomflag"}
 DEFAULTS = {"bufsize": 32, "gracetime": 0, "resettime": 300, "crashflag": 1, "crashflag_name": "/oomflag"}
 LONG_PATH = "/" + "a" * 300
