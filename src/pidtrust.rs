@@ -88,14 +88,20 @@ fn comm_is_ours(pid: u32) -> bool {
 }
 
 /// Whether `pid` has the file (dev, ino) open; `None` when its fds cannot
-/// be read.
+/// be read (the directory opens, but listing it or following an entry is
+/// refused without ptrace access).
 fn has_open(pid: u32, dev: u64, ino: u64) -> Option<bool> {
     use std::os::unix::fs::MetadataExt;
-    let rd = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-    Some(
-        rd.flatten()
-            .any(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino)),
-    )
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()? {
+        let entry = entry.ok()?;
+        match std::fs::metadata(entry.path()) {
+            Ok(m) if m.dev() == dev && m.ino() == ino => return Some(true),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return None,
+            // Another file, or one closed since the listing.
+            _ => {}
+        }
+    }
+    Some(false)
 }
 
 /// Whether `pid` holds the flocked lock file (dev, ino): it has the file

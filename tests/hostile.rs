@@ -628,3 +628,44 @@ fn defect_11_adopt_racing_a_starting_guard_always_knows_the_pid() {
     assert!(!kmsg(&r).contains("pid unknown"), "{}", kmsg(&r));
     std::fs::remove_dir_all(r).unwrap();
 }
+
+#[test]
+fn adopt_from_a_unit_with_fewer_capabilities_than_the_guard_knows_its_pid() {
+    // The guard unit's CapabilityBoundingSet against a guard resumed from
+    // the initramfs with every capability: the kernel refuses it the
+    // guard's /proc/PID/exe and fd list (cap_ptrace_access_check).
+    use nix::sys::signal::Signal;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("not run: needs root and /usr/bin/setpriv to drop capabilities");
+        return;
+    }
+    let r = guard_root("capadopt", "bufsize=0\n");
+    let mut g = start_guard(&r);
+    wait_until("the guard's pidfile", || {
+        r.join("run/oom-ext/guard.pid").exists()
+    });
+    let adopt = Command::new("/usr/bin/setpriv")
+        .args([
+            "--bounding-set",
+            "-all,+ipc_lock,+sys_boot,+sys_nice,+sys_resource,+kill,+syslog,+dac_override",
+            "--inh-caps",
+            "-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_oom-ext"))
+        .arg("--root")
+        .arg(&r)
+        .args(["guard", "--adopt"])
+        .output()
+        .unwrap();
+    // Stop the guard before any assertion: a failed test must not leave it.
+    signal(g.id(), Signal::SIGTERM);
+    let _ = g.wait();
+    let log = kmsg(&r);
+    assert_eq!(adopt.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains(&format!("adopted the running guard (pid {})", g.id())),
+        "{log}"
+    );
+    std::fs::remove_dir_all(r).unwrap();
+}
