@@ -232,21 +232,14 @@ impl Dir {
             .map_err(io_err)
     }
 
-    /// Opens a regular file for reading: `O_NOFOLLOW | O_NONBLOCK`, then
-    /// `fstat` must show the same regular file as the `lstat` before.
-    pub fn open_regular(&self, name: &CStr) -> Result<(std::fs::File, FileStat)> {
-        let before = self.lstat(name)?;
-        if !is_regular(&before) {
-            return Err(Error::NotRegular(kind(before.st_mode)));
-        }
+    /// Opens an existing `name` in this directory with `access`, never
+    /// following a symlink, blocking on a FIFO or taking a terminal; and
+    /// what it is.
+    fn open_existing(&self, name: &CStr, access: OFlag) -> Result<(OwnedFd, FileStat)> {
         let fd = openat(
             Some(self.fd.as_raw_fd()),
             name,
-            OFlag::O_RDONLY
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_NONBLOCK
-                | OFlag::O_NOCTTY
-                | OFlag::O_CLOEXEC,
+            access | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
         .map_err(|e| match e {
@@ -255,6 +248,17 @@ impl Dir {
         })?;
         let fd = own(fd);
         let st = fstat(fd.as_raw_fd()).map_err(io_err)?;
+        Ok((fd, st))
+    }
+
+    /// Opens a regular file for reading: `O_NOFOLLOW | O_NONBLOCK`, then
+    /// `fstat` must show the same regular file as the `lstat` before.
+    pub fn open_regular(&self, name: &CStr) -> Result<(std::fs::File, FileStat)> {
+        let before = self.lstat(name)?;
+        if !is_regular(&before) {
+            return Err(Error::NotRegular(kind(before.st_mode)));
+        }
+        let (fd, st) = self.open_existing(name, OFlag::O_RDONLY)?;
         if !is_regular(&st) || st.st_ino != before.st_ino || st.st_dev != before.st_dev {
             return Err(Error::NotRegular("file replaced while opening"));
         }
@@ -319,23 +323,7 @@ impl Dir {
     /// Appends to an existing regular file with one link (a hard link to
     /// another file is not written), never creating or following it.
     pub fn append(&self, name: &CStr, data: &[u8]) -> Result<()> {
-        let fd = openat(
-            Some(self.fd.as_raw_fd()),
-            name,
-            OFlag::O_WRONLY
-                | OFlag::O_APPEND
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_NONBLOCK
-                | OFlag::O_NOCTTY
-                | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| match e {
-            Errno::ELOOP => Error::NotRegular("symlink"),
-            e => io_err(e),
-        })?;
-        let fd = own(fd);
-        let st = fstat(fd.as_raw_fd()).map_err(io_err)?;
+        let (fd, st) = self.open_existing(name, OFlag::O_WRONLY | OFlag::O_APPEND)?;
         if !is_regular(&st) {
             return Err(Error::NotRegular(kind(st.st_mode)));
         }
