@@ -248,6 +248,10 @@ fn kernel_mode_reads_the_module_status_and_sighup_reloads() {
         "state=armed\nreserved_bytes=33554432\n",
     )
     .unwrap();
+    // The module's sysctls; resettime is not there: its write must fail
+    // with a log line, not stop the reload.
+    std::fs::create_dir_all(root.join("proc/sys/vm/oom_ext")).unwrap();
+    std::fs::write(root.join("proc/sys/vm/oom_ext/bufsize"), "32\n").unwrap();
     let child = guard(&root, &[]);
     let state = wait_for(&root.join("run/oom-ext/guard.state"), "module_state=armed");
     assert!(
@@ -256,7 +260,7 @@ fn kernel_mode_reads_the_module_status_and_sighup_reloads() {
     );
     std::fs::write(
         root.join("run/oom-ext/params"),
-        "bufsize=32\npsi=0\npsi_kill_ms=5000\n",
+        "bufsize=16\nresettime=60\npsi=0\npsi_kill_ms=5000\n",
     )
     .unwrap();
     nix::sys::signal::kill(
@@ -264,7 +268,21 @@ fn kernel_mode_reads_the_module_status_and_sighup_reloads() {
         nix::sys::signal::Signal::SIGHUP,
     )
     .unwrap();
-    wait_for(&root.join("dev/kmsg"), "psi_kill_ms=5000");
+    let log = wait_for(&root.join("dev/kmsg"), "psi_kill_ms=5000");
+    assert_eq!(
+        std::fs::read_to_string(root.join("proc/sys/vm/oom_ext/bufsize")).unwrap(),
+        "16\n",
+        "{log}"
+    );
+    assert!(
+        log.contains("SIGHUP: vm.oom_ext.bufsize=16")
+            && log.contains("SIGHUP: cannot set vm.oom_ext.resettime=60"),
+        "{log}"
+    );
+    assert!(
+        !root.join("proc/sys/vm/oom_ext/resettime").exists(),
+        "a missing sysctl is not created"
+    );
     let st = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
         .arg("--root")
         .arg(&root)

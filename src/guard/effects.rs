@@ -116,6 +116,15 @@ impl Effects {
                 return Outcome::Answer(Event::Triggered(r.map_err(|e| e.to_string())));
             }
             Action::Kill => return Outcome::Answer(Event::Killed(self.kill(log))),
+            Action::SetSysctl(key, value) => {
+                let name = format!("vm.oom_ext.{key}");
+                match crate::sysctl::write(&self.root, &name, &value) {
+                    Ok(()) => log.info(&format!("SIGHUP: {name}={value}")),
+                    Err(e) => log.warn(&format!(
+                        "SIGHUP: cannot set {name}={value}: {e}; the module keeps its value"
+                    )),
+                }
+            }
             Action::AlignScores => self.chooser.align(log),
             Action::Reboot => return Outcome::Exit(self.reboot(log)),
             Action::Panic => return Outcome::Exit(self.panic(log)),

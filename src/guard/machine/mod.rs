@@ -132,6 +132,9 @@ pub enum Action {
     Unwatch(u32),
     /// The PSI parameters changed: open the trigger again.
     ReopenPsi,
+    /// Kernel mode, SIGHUP: a module key changed in the params file; write
+    /// `vm.oom_ext.KEY` (the module owns the value).
+    SetSysctl(&'static str, String),
     /// sync, then reboot.
     Reboot,
     /// Counters changed: rewrite /run/oom-ext/guard.state.
@@ -355,6 +358,15 @@ impl Machine {
         }
         if self.mode == Mode::Fallback && old.bufsize != self.params.bufsize && self.buffer_armed {
             out.push(Action::ReplaceBuffer);
+        }
+        if self.mode == Mode::Kernel {
+            // In init's order: the path before the flag switch, bufsize last.
+            for key in crate::params::module_keys().rev() {
+                let new = self.params.get(key).unwrap_or_default();
+                if old.get(key).unwrap_or_default() != new {
+                    out.push(Action::SetSysctl(key, new));
+                }
+            }
         }
         if Self::harm_model(&old).map(|m| m.params) != self.harm.as_ref().map(|m| m.params)
             || old.harm != self.params.harm

@@ -611,6 +611,34 @@ fn reload_reopens_psi_and_replaces_the_buffer_only_when_they_change() {
 }
 
 #[test]
+fn reload_in_kernel_mode_writes_the_module_keys_that_changed() {
+    let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+    let sets = |a: &[Action]| a.iter().any(|x| matches!(x, Action::SetSysctl(..)));
+    let a = m.handle(Event::Reload(Params::default()), at(0, 500));
+    assert!(!sets(&a), "{a:?}");
+    let p = Params {
+        bufsize: 8,
+        crashflag_name: "/var/oomflag".into(),
+        psi_stall_ms: 200,
+        ..Params::default()
+    };
+    let a = m.handle(Event::Reload(p.clone()), at(0, 500));
+    let set: Vec<_> = a
+        .iter()
+        .filter_map(|x| match x {
+            Action::SetSysctl(k, v) => Some((*k, v.as_str())),
+            _ => None,
+        })
+        .collect();
+    // The path before bufsize, as init writes them; psi is not a sysctl.
+    assert_eq!(set, [("crashflag_name", "/var/oomflag"), ("bufsize", "8")]);
+    // Fallback mode has no module to tell.
+    let mut f = fallback(Params::default());
+    let a = f.handle(Event::Reload(p), at(0, 500));
+    assert!(!sets(&a), "{a:?}");
+}
+
+#[test]
 fn victims_oom_ext_killed_itself_are_awaited_like_the_kernels() {
     let mut m = Machine::new(Mode::Kernel, Params::default(), false);
     m.handle(Event::Psi, at(0, 10));
