@@ -9,16 +9,17 @@
 //! pure; [`scan`] does the reading.
 #![forbid(unsafe_code)]
 
+use crate::json::Object;
 use crate::root::Root;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use crate::rootfs;
+use std::path::PathBuf;
 
 /// Live records (read, and removed after a report unless `--keep`).
 pub const LIVE: &str = "sys/fs/pstore";
 /// systemd-pstore's archive (read only, records archived during this boot).
 pub const ARCHIVE: &str = "var/lib/systemd/pstore";
 /// The most read of one record: a dmesg dump is 10 KiB by default.
-const RECORD_MAX: u64 = 256 * 1024;
+const RECORD_MAX: usize = 256 * 1024;
 /// The most records looked at per directory tree.
 const RECORDS_MAX: usize = 64;
 
@@ -103,6 +104,43 @@ pub struct Found {
     pub panic: Panic,
 }
 
+impl Found {
+    /// The record's line in `report --json`: `status` is `pstore`, so a
+    /// reader that switches on a flag report's `status` sees it apart;
+    /// `flag` is the flag path the panic named (as in a flag report).
+    pub fn json(&self) -> String {
+        let o = Object::new()
+            .str("status", "pstore")
+            .str("record", &format!("/{}", self.record.display()))
+            .bool("live", self.live);
+        match &self.panic {
+            Panic::Gracetime {
+                gracetime_s,
+                flag,
+                flag_path,
+            } => o
+                .str("panic", "gracetime")
+                .num("gracetime_s", u64::from(*gracetime_s))
+                .str("flag_state", flag)
+                .opt_str("flag", flag_path.as_deref()),
+            Panic::PanicOnOom => o
+                .str("panic", "panic_on_oom")
+                .raw("gracetime_s", "null".into())
+                .raw("flag_state", "null".into())
+                .raw("flag", "null".into()),
+        }
+        .str("summary", &self.panic.describe())
+        .finish()
+    }
+}
+
+/// What [`report`] found: text for stdout and one JSON object a record.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reported {
+    pub text: String,
+    pub json: Vec<String>,
+}
+
 /// Which archived records count: those archived during this boot (mtime
 /// at or after `boot_unix`); older ones were reported by an earlier boot.
 pub fn archived_this_boot(mtime_unix: u64, boot_unix: u64) -> bool {
@@ -111,7 +149,9 @@ pub fn archived_this_boot(mtime_unix: u64, boot_unix: u64) -> bool {
 
 /// Reads the live records and this boot's archived ones. `boot_unix` is
 /// when this boot started (`None`: archive not read). Unreadable records
-/// are skipped: pstore is a second source, the flag is the first.
+/// are skipped: pstore is a second source, the flag is the first. Every
+/// read goes through [`crate::rootfs`]: inside the root, no followed
+/// symlink, regular files only (a FIFO cannot block), capped.
 pub fn scan(root: &Root, boot_unix: Option<u64>) -> Vec<Found> {
     let mut found = Vec::new();
     for (dir, live) in [(LIVE, true), (ARCHIVE, false)] {
@@ -119,21 +159,17 @@ pub fn scan(root: &Root, boot_unix: Option<u64>) -> Vec<Found> {
             continue;
         }
         let mut files = Vec::new();
-        collect(&root.join(dir), 2, &mut files);
+        collect(root, dir, 2, &mut files);
         files.sort();
         for (path, mtime) in files.into_iter().take(RECORDS_MAX) {
             if !live && !archived_this_boot(mtime, boot_unix.unwrap_or(u64::MAX)) {
                 continue;
             }
-            let Some(panic) = read_capped(&path).as_deref().and_then(parse) else {
+            let Some(panic) = read_capped(root, &path).as_deref().and_then(parse) else {
                 continue;
             };
-            let record = path
-                .strip_prefix(root.dir())
-                .map(Path::to_path_buf)
-                .unwrap_or(path);
             found.push(Found {
-                record,
+                record: PathBuf::from(path),
                 live,
                 panic,
             });
@@ -142,33 +178,28 @@ pub fn scan(root: &Root, boot_unix: Option<u64>) -> Vec<Found> {
     found
 }
 
-/// Regular files (not followed through symlinks) down to `depth` levels.
-fn collect(dir: &Path, depth: u32, out: &mut Vec<(PathBuf, u64)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+/// Regular files (never through symlinks) down to `depth` levels, as
+/// paths under the root; names that are not UTF-8 are skipped.
+fn collect(root: &Root, dir: &str, depth: u32, out: &mut Vec<(String, u64)>) {
+    let Ok(entries) = rootfs::open_dir(root, dir).and_then(|d| d.entries()) else {
         return;
     };
-    for e in entries.flatten() {
-        let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+    for (name, st) in entries {
+        let Ok(name) = String::from_utf8(name) else {
             continue;
         };
-        if meta.is_dir() && depth > 1 {
-            collect(&e.path(), depth - 1, out);
-        } else if meta.is_file() {
-            let mtime = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs());
-            out.push((e.path(), mtime));
+        let path = format!("{dir}/{name}");
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR && depth > 1 {
+            collect(root, &path, depth - 1, out);
+        } else if rootfs::is_regular(&st) {
+            out.push((path, st.st_mtime.max(0) as u64));
         }
     }
 }
 
-fn read_capped(path: &Path) -> Option<String> {
-    let f = std::fs::File::open(path).ok()?;
-    let mut buf = Vec::new();
-    f.take(RECORD_MAX).read_to_end(&mut buf).ok()?;
-    Some(String::from_utf8_lossy(&buf).into_owned())
+fn read_capped(root: &Root, path: &str) -> Option<String> {
+    let c = rootfs::read_head(root, path, RECORD_MAX).ok()?;
+    Some(String::from_utf8_lossy(&c.bytes).into_owned())
 }
 
 /// Removes a live record once reported (pstore erases it from its backend).
@@ -176,7 +207,7 @@ pub fn remove(root: &Root, found: &Found) -> std::io::Result<()> {
     if !found.live {
         return Ok(());
     }
-    std::fs::remove_file(root.join(&found.record))
+    rootfs::remove(root, &found.record.to_string_lossy()).map_err(std::io::Error::from)
 }
 
 /// When this boot started, from the root's `/proc/uptime` and `now`.
@@ -187,10 +218,10 @@ pub fn boot_unix(root: &Root, now: u64) -> Option<u64> {
 }
 
 /// `oom-ext report`'s pstore part: logs each record with an OOM panic,
-/// removes live ones unless `keep`, and returns the text for stdout
-/// (empty when none was found).
-pub fn report(root: &Root, log: &crate::log::Log, keep: bool, now: u64) -> String {
-    let mut out = String::new();
+/// removes live ones unless `keep`, and returns what was found (empty
+/// when none was).
+pub fn report(root: &Root, log: &crate::log::Log, keep: bool, now: u64) -> Reported {
+    let mut out = Reported::default();
     for f in scan(root, boot_unix(root, now)) {
         let line = format!(
             "pstore record /{}: {}",
@@ -198,7 +229,8 @@ pub fn report(root: &Root, log: &crate::log::Log, keep: bool, now: u64) -> Strin
             f.panic.describe()
         );
         log.warn(&line);
-        out.push_str(&format!("oom-ext: {line}\n"));
+        out.text.push_str(&format!("oom-ext: {line}\n"));
+        out.json.push(f.json());
         if !keep {
             if let Err(e) = remove(root, &f) {
                 log.err(&format!(
@@ -296,12 +328,21 @@ mod tests {
         let log = Log::new(root.clone(), Sink::Kmsg);
 
         let kept = report(&root, &log, true, 1_700_000_000);
+        assert_eq!(kept.json.len(), 1);
+        assert!(
+            kept.json[0].contains(r#""flag":"/run/late/oomflag""#),
+            "{kept:?}"
+        );
+        let kept = kept.text;
         assert!(kept.contains("pstore record /sys/fs/pstore/dmesg-efi-170000000001001: oom_ext panicked after gracetime=7 s"), "{kept}");
         assert!(rec.exists(), "--keep leaves the record");
         let out = report(&root, &log, false, 1_700_000_000);
-        assert_eq!(out, kept);
+        assert_eq!(out.text, kept);
         assert!(!rec.exists(), "reported records are removed");
-        assert_eq!(report(&root, &log, false, 1_700_000_000), "");
+        assert_eq!(
+            report(&root, &log, false, 1_700_000_000),
+            Reported::default()
+        );
         let kmsg = std::fs::read_to_string(root.join("dev/kmsg")).unwrap();
         assert!(
             kmsg.contains("crash flag present at /run/late/oomflag"),
@@ -332,7 +373,7 @@ mod tests {
         assert_eq!(live_only.len(), 1);
         assert_eq!(
             live_only[0].record,
-            Path::new("sys/fs/pstore/dmesg-ramoops-0")
+            std::path::Path::new("sys/fs/pstore/dmesg-ramoops-0")
         );
         assert!(live_only[0].live);
         // Archived "now": counts when the boot started before it.

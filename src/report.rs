@@ -471,10 +471,12 @@ pub fn run(root: &Root, log: &Log, opts: &Options) -> (i32, String) {
     }
     // The second record (the flag can be lost: panic() does not sync).
     let from_pstore = crate::pstore::report(root, log, opts.keep, now);
-    if !from_pstore.is_empty() {
+    if !from_pstore.json.is_empty() {
         found = true;
-        if !opts.json {
-            out.push_str(&from_pstore);
+        if opts.json {
+            jsons.extend(from_pstore.json);
+        } else {
+            out.push_str(&from_pstore.text);
         }
     }
     if opts.json {
