@@ -13,7 +13,7 @@
 use argh::FromArgs;
 use oom_ext::log::{Log, Sink};
 use oom_ext::root::Root;
-use oom_ext::{guard, init, report, statuscmd, victims};
+use oom_ext::{guard, init, report, status_cmd, victims};
 
 /// oom_ext userspace: initramfs init, OOM guard, next-boot report, status.
 #[derive(FromArgs)]
@@ -222,14 +222,14 @@ fn run(args: &[String]) -> ! {
             code
         }
         Cmd::Status(c) => {
-            let st = statuscmd::gather(&root);
+            let st = status_cmd::gather(&root);
             if c.json {
                 println!("{}", st.json());
             } else {
                 print!("{}", st.human());
             }
             match c.textfile {
-                Some(dir) => match statuscmd::write_textfile(std::path::Path::new(&dir), &st) {
+                Some(dir) => match status_cmd::write_textfile(std::path::Path::new(&dir), &st) {
                     Ok(_) => 0,
                     Err(e) => {
                         eprintln!("oom-ext status: cannot write {dir}/oom_ext.prom: {e}");

@@ -8,7 +8,7 @@
 use oom_ext::log::{Log, Sink};
 use oom_ext::report::{self, Options};
 use oom_ext::root::Root;
-use oom_ext::statuscmd;
+use oom_ext::status_cmd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -149,7 +149,7 @@ fn outputs(r: &Path, data: &[u8], out: &Path, n: usize) {
     };
     let (_, json) = report::run(&root, &log, &opts);
     std::fs::write(out.join(format!("{n:05}-report.json")), json).unwrap();
-    let st = statuscmd::gather(&root);
+    let st = status_cmd::gather(&root);
     std::fs::write(out.join(format!("{n:05}-status.json")), st.json()).unwrap();
     std::fs::write(out.join(format!("{n:05}-status.prom")), st.prometheus()).unwrap();
     // The archived report is status's input too: make it hostile as well.

@@ -3,7 +3,7 @@
 //! bounds. Deterministic seed so a failure reproduces.
 
 use oom_ext::params::{Kind, Params, TABLE};
-use oom_ext::{cmdline, flag, status};
+use oom_ext::{cmdline, flag, module_status};
 
 struct Rng(u64);
 
@@ -143,7 +143,7 @@ fn flag_status_and_kill_parsers_take_anything() {
             }
         }
         // Raw bytes, as read from the file.
-        let st = status::parse(&b);
+        let st = module_status::parse(&b);
         let s = String::from_utf8_lossy(&b);
         if let Some(w) = st.state {
             assert!(

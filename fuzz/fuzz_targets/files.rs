@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         terminal_safe(&rep.human());
         terminal_safe(&rep.log_line());
     }
-    let st = oom_ext::statuscmd::gather(&root);
+    let st = oom_ext::status_cmd::gather(&root);
     let j = st.json();
     assert!(!j.bytes().any(|b| b < 0x20), "{j:?}");
     terminal_safe(&st.human());

@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(v.line().matches('\n').count(), 1);
         }
     }
-    let _ = oom_ext::status::parse(data);
+    let _ = oom_ext::module_status::parse(data);
     let s = String::from_utf8_lossy(data);
     let _ = oom_ext::guard::kernel_text::parse_kill(&s);
     let _ = oom_ext::modload::find_in_modules_dep(&s, "oom_ext");

@@ -8,10 +8,10 @@
 use super::kernel_text;
 use super::machine::{Event, Facts};
 use crate::log::Log;
+use crate::module_status;
 use crate::params::Params;
 use crate::paths;
 use crate::root::Root;
-use crate::status;
 use crate::sys;
 use crate::sys::now_ms;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -268,12 +268,12 @@ impl Sources {
     }
 
     /// The module's status, read again from the start.
-    pub(super) fn read_status(&mut self) -> Option<status::ModuleStatus> {
+    pub(super) fn read_status(&mut self) -> Option<module_status::ModuleStatus> {
         let f = self.status_fd.as_mut()?;
         let mut s = String::new();
         f.seek(SeekFrom::Start(0)).ok()?;
         f.take(64 * 1024).read_to_string(&mut s).ok()?;
-        Some(status::parse(&s))
+        Some(module_status::parse(&s))
     }
 
     /// The timer at the earlier of the machine's deadline and a mount re-check.

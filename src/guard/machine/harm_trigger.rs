@@ -224,7 +224,7 @@ mod tests {
     fn a_freeze_is_released_then_killed_and_the_event_alone_does_nothing() {
         let mut m = Machine::new(Mode::Kernel, harm(), false);
         m.handle(
-            Event::Module(crate::status::ModuleStatus {
+            Event::Module(crate::module_status::ModuleStatus {
                 state: Some("armed".into()),
                 ..Default::default()
             }),

@@ -31,9 +31,9 @@ pub use stall::{CALM_STALL_LOG_MS, STALL_GAP_MIN_MS};
 
 use crate::flag::Victim;
 use crate::log::Level;
+use crate::module_status::ModuleStatus;
 use crate::params::Params;
 use crate::runtime::Mode;
-use crate::status::ModuleStatus;
 
 /// A stall counts as OOM (trigger, release, kill) only while MemAvailable
 /// is below this share of MemTotal. After the hog is killed the stall can

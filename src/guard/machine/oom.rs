@@ -6,7 +6,7 @@
 
 use super::{Action, Facts, Flow, Machine};
 use crate::log::Level;
-use crate::status::ModuleStatus;
+use crate::module_status::ModuleStatus;
 
 /// No OOM evidence for this long (and enough memory) ends the OOM state,
 /// as the module defines it.

@@ -347,7 +347,7 @@ fn a_released_buffer_eaten_again_counts_as_the_stall_going_on() {
         let mut m = Machine::new(mode, Params::default(), mode == Mode::Fallback);
         if mode == Mode::Kernel {
             m.handle(
-                Event::Module(crate::status::parse("state=armed\n")),
+                Event::Module(crate::module_status::parse("state=armed\n")),
                 at(0, 100),
             );
         }
@@ -496,7 +496,7 @@ fn kernel_mode_backstop_reboots_only_well_after_gracetime() {
 #[test]
 fn kernel_mode_logs_module_transitions_and_appends_victims() {
     let mut m = Machine::new(Mode::Kernel, Params::default(), false);
-    let s = crate::status::parse("state=oom\n");
+    let s = crate::module_status::parse("state=oom\n");
     let a = m.handle(Event::Module(s.clone()), at(0, 100));
     assert_eq!(
         kinds(&a),
@@ -676,7 +676,7 @@ fn policy_panic_marks_the_flag_then_panics_or_reboots_at_the_first_oom() {
     // Kernel mode: the module entered its OOM state (notifier or trigger).
     let mut m = Machine::new(Mode::Kernel, panic(), false);
     let a = m.handle(
-        Event::Module(crate::status::parse("state=oom\n")),
+        Event::Module(crate::module_status::parse("state=oom\n")),
         at(0, 100),
     );
     assert_eq!(
@@ -695,7 +695,7 @@ fn policy_panic_marks_the_flag_then_panics_or_reboots_at_the_first_oom() {
     // A state other than oom is no OOM.
     let mut m = Machine::new(Mode::Kernel, panic(), false);
     let a = m.handle(
-        Event::Module(crate::status::parse("state=armed\n")),
+        Event::Module(crate::module_status::parse("state=armed\n")),
         at(0, 100),
     );
     assert!(!a.contains(&Action::Panic));

@@ -2,9 +2,9 @@
 //! as text, JSON, or node_exporter textfile metrics.
 
 use crate::json::Object;
+use crate::module_status::{self, ModuleStatus};
 use crate::root::Root;
 use crate::runtime::{Config, GuardState};
-use crate::status::{self, ModuleStatus};
 use crate::{cmdline, history, paths, pidtrust, rootfs, sysctl};
 use std::fmt::Write as _;
 
@@ -83,7 +83,7 @@ pub fn gather(root: &Root) -> Status {
     let mut s = Status::default();
     let read = |p: &str| rootfs::read_small(root, p);
     s.module_loaded = crate::modload::is_loaded(root);
-    s.module = read(paths::MODULE_STATUS).map(status::parse);
+    s.module = read(paths::MODULE_STATUS).map(module_status::parse);
     for k in crate::params::module_keys() {
         s.sysctls.push((
             k.to_string(),
