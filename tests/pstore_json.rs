@@ -149,3 +149,20 @@ fn hostile_pstore_entries_do_not_block_leak_or_break_the_json() {
     std::fs::remove_dir_all(&r).unwrap();
     std::fs::remove_dir_all(&outside).unwrap();
 }
+
+#[test]
+fn a_pstore_dir_linked_out_of_the_root_is_not_read() {
+    let r = fake_root("dirlink");
+    let outside = std::env::temp_dir().join(format!("oom-ext-pstore-out2-{}", std::process::id()));
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("dmesg-ramoops-0"), PANIC).unwrap();
+    std::fs::remove_dir(r.join("sys/fs/pstore")).unwrap();
+    // Absolute: inside the root it names <root>/tmp/..., which is absent.
+    std::os::unix::fs::symlink(&outside, r.join("sys/fs/pstore")).unwrap();
+    let (code, out) = run(&r, false);
+    assert_eq!(py_parse(&out), "", "{out}");
+    assert_eq!(code, report::EXIT_NONE, "{out}");
+    assert!(outside.join("dmesg-ramoops-0").exists(), "not removed");
+    std::fs::remove_dir_all(&r).unwrap();
+    std::fs::remove_dir_all(&outside).unwrap();
+}
