@@ -336,7 +336,7 @@ pub fn execute(root: &Root, plan: &Plan, log: &Log, spawn_guard: bool) -> Mode {
             compression,
             args,
             refused,
-        } => match modload::load(path, *compression, args) {
+        } => match modload::load(root, path, *compression, args) {
             LoadResult::Loaded => {
                 log.info(&format!("loaded {} with {args}", path.display()));
                 Mode::Kernel

@@ -94,12 +94,31 @@ pub fn explain(e: Errno, compression: Compression) -> String {
     }
 }
 
-/// Loads the module file with the given parameters.
-pub fn load(path: &std::path::Path, compression: Compression, args: &str) -> LoadResult {
-    let file = match std::fs::File::open(path) {
+/// Loads the module file under `root` with the given parameters. Symlinks
+/// on the way resolve inside the root (never out of it); a FIFO does not
+/// block the open, and anything but a regular file is refused.
+pub fn load(
+    root: &Root,
+    path: &std::path::Path,
+    compression: Compression,
+    args: &str,
+) -> LoadResult {
+    let inside = path.strip_prefix(root.dir()).unwrap_or(path);
+    let opened = crate::rootfs::open(
+        root,
+        &inside.to_string_lossy(),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK,
+        nix::sys::stat::Mode::empty(),
+    );
+    let file = match opened.map(std::fs::File::from) {
         Ok(f) => f,
         Err(e) => return LoadResult::Failed(format!("cannot open {}: {e}", path.display())),
     };
+    match file.metadata() {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return LoadResult::Failed(format!("{} is not a regular file", path.display())),
+        Err(e) => return LoadResult::Failed(format!("cannot stat {}: {e}", path.display())),
+    }
     let Ok(args) = CString::new(args) else {
         return LoadResult::Failed("parameters contain NUL".into());
     };

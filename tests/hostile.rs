@@ -389,6 +389,29 @@ fn defect_13_symlinks_inside_the_root_never_lead_out_of_it() {
     .unwrap();
     let (_, plan, _) = bin(&r, &["init", "--plan"]);
     assert!(plan.contains(".. component: not loaded"), "{plan}");
+    // A symlink in the tree leading out of it resolves inside the root:
+    // the file outside is never opened (nor handed to finit_module).
+    let outside = base.join("outside-module");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("oom_ext.ko"), "not a module").unwrap();
+    std::fs::create_dir_all(r.join(format!("lib/modules/{rel}/updates"))).unwrap();
+    std::os::unix::fs::symlink(
+        outside.join("oom_ext.ko"),
+        r.join(format!("lib/modules/{rel}/updates/oom_ext.ko")),
+    )
+    .unwrap();
+    std::fs::write(
+        r.join(format!("lib/modules/{rel}/modules.dep")),
+        "updates/oom_ext.ko:\n",
+    )
+    .unwrap();
+    bin(&r, &["init", "--no-guard"]);
+    let log = kmsg(&r);
+    assert!(
+        log.contains("updates/oom_ext.ko: cannot open")
+            && log.contains("using the userspace fallback guard"),
+        "{log}"
+    );
     std::fs::remove_dir_all(base).unwrap();
 }
 
