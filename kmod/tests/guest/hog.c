@@ -7,6 +7,10 @@
  *                           "timeout" (exit 1)
  *   hog hold MIB            touch MIB MiB, print "held", then sleep until
  *                           killed
+ *   hog leave MIB           touch memory until MemAvailable is at most MIB
+ *                           MiB, print "held", then keep it there (memory
+ *                           the kernel gives back later is taken too) until
+ *                           killed
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -40,6 +44,49 @@ static int pollwait(const char *path, int ms)
 	return 1;
 }
 
+static long mem_available_mib(void)
+{
+	char line[128];
+	long kb = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb < 0 ? -1 : kb / 1024;
+}
+
+/* Reclaim returns page cache while we allocate: re-read after each MiB. */
+static int leave(long mib)
+{
+	const size_t step = 1 << 20;
+	int said = 0;
+
+	for (;;) {
+		long avail = mem_available_mib();
+
+		if (avail < 0)
+			return 1;
+		if (avail > mib) {
+			char *p = malloc(step);
+
+			if (!p)
+				return 1;
+			memset(p, 0x5a, step);
+			continue;
+		}
+		if (!said) {
+			puts("held");
+			fflush(stdout);
+			said = 1;
+		}
+		usleep(100 * 1000);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const size_t step = 1 << 20;
@@ -47,6 +94,8 @@ int main(int argc, char **argv)
 
 	if (argc == 4 && !strcmp(argv[1], "pollwait"))
 		return pollwait(argv[2], atoi(argv[3]));
+	if (argc == 3 && !strcmp(argv[1], "leave"))
+		return leave(atol(argv[2]));
 	if (argc == 3 && !strcmp(argv[1], "hold")) {
 		for (long i = atol(argv[2]); i > 0; i--) {
 			char *p = malloc(step);
