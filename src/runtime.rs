@@ -139,6 +139,48 @@ pub fn flag_candidates(root: &Root) -> Vec<String> {
     out
 }
 
+/// The guard's counters: the machine counts them (`guard::machine`),
+/// `guard.state` holds them, status shows them, all under these names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub oom_events: u64,
+    pub releases: u64,
+    pub rearms: u64,
+    pub stall_events: u64,
+    pub kills: u64,
+    pub victims: u64,
+}
+
+impl Counters {
+    /// The names, in the order of the state file and of status output.
+    pub const NAMES: [&'static str; 6] = [
+        "oom_events",
+        "releases",
+        "rearms",
+        "stall_events",
+        "kills",
+        "victims",
+    ];
+
+    fn slot(&mut self, name: &str) -> Option<&mut u64> {
+        Some(match name {
+            "oom_events" => &mut self.oom_events,
+            "releases" => &mut self.releases,
+            "rearms" => &mut self.rearms,
+            "stall_events" => &mut self.stall_events,
+            "kills" => &mut self.kills,
+            "victims" => &mut self.victims,
+            _ => return None,
+        })
+    }
+
+    /// A counter by its name in the file and in status output.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        let mut c = *self;
+        c.slot(name).map(|v| *v)
+    }
+}
+
 /// `/run/oom-ext/guard.state`: the guard's own view, one `key=value` a line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GuardState {
@@ -147,12 +189,7 @@ pub struct GuardState {
     /// armed | oom | recovering | off (the module's word in kernel mode).
     pub state: String,
     pub buffer_bytes: u64,
-    pub oom_events: u64,
-    pub releases: u64,
-    pub rearms: u64,
-    pub stall_events: u64,
-    pub kills: u64,
-    pub victims: u64,
+    pub counters: Counters,
     /// on | off | unavailable.
     pub psi: String,
     pub module_state: String,
@@ -163,21 +200,19 @@ const VALUE_MAX: usize = 256;
 
 impl GuardState {
     pub fn to_text(&self) -> String {
-        format!(
-            "pid={}\nmode={}\nstate={}\nbuffer_bytes={}\noom_events={}\nreleases={}\nrearms={}\nstall_events={}\nkills={}\nvictims={}\npsi={}\nmodule_state={}\n",
-            self.pid,
-            self.mode,
-            self.state,
-            self.buffer_bytes,
-            self.oom_events,
-            self.releases,
-            self.rearms,
-            self.stall_events,
-            self.kills,
-            self.victims,
-            self.psi,
-            self.module_state,
-        )
+        let mut t = format!(
+            "pid={}\nmode={}\nstate={}\nbuffer_bytes={}\n",
+            self.pid, self.mode, self.state, self.buffer_bytes,
+        );
+        for name in Counters::NAMES {
+            let v = self.counters.get(name).unwrap_or(0);
+            t.push_str(&format!("{name}={v}\n"));
+        }
+        t.push_str(&format!(
+            "psi={}\nmodule_state={}\n",
+            self.psi, self.module_state
+        ));
+        t
     }
 
     /// Reads what [`GuardState::to_text`] wrote; unknown keys, bad numbers
@@ -195,31 +230,16 @@ impl GuardState {
                 "mode" => s.mode = v,
                 "state" => s.state = v,
                 "buffer_bytes" => s.buffer_bytes = n(),
-                "oom_events" => s.oom_events = n(),
-                "releases" => s.releases = n(),
-                "rearms" => s.rearms = n(),
-                "stall_events" => s.stall_events = n(),
-                "kills" => s.kills = n(),
-                "victims" => s.victims = n(),
                 "psi" => s.psi = v,
                 "module_state" => s.module_state = v,
-                _ => {}
+                _ => {
+                    if let Some(c) = s.counters.slot(k) {
+                        *c = n();
+                    }
+                }
             }
         }
         s
-    }
-
-    /// A counter by its name in the file and in status output.
-    pub fn counter(&self, name: &str) -> Option<u64> {
-        Some(match name {
-            "oom_events" => self.oom_events,
-            "releases" => self.releases,
-            "rearms" => self.rearms,
-            "stall_events" => self.stall_events,
-            "kills" => self.kills,
-            "victims" => self.victims,
-            _ => return None,
-        })
     }
 
     pub fn read(root: &Root) -> Option<GuardState> {
@@ -238,20 +258,41 @@ mod tests {
             mode: "fallback".into(),
             state: "oom".into(),
             buffer_bytes: 1 << 25,
-            oom_events: 1,
-            releases: 2,
-            rearms: 3,
-            stall_events: 4,
-            kills: 5,
-            victims: 6,
+            counters: Counters {
+                oom_events: 1,
+                releases: 2,
+                rearms: 3,
+                stall_events: 4,
+                kills: 5,
+                victims: 6,
+            },
             psi: "on".into(),
             module_state: "none".into(),
         };
+        // The format status and the tests read, byte for byte.
+        assert_eq!(
+            s.to_text(),
+            "pid=42\nmode=fallback\nstate=oom\nbuffer_bytes=33554432\noom_events=1\nreleases=2\nrearms=3\nstall_events=4\nkills=5\nvictims=6\npsi=on\nmodule_state=none\n"
+        );
         assert_eq!(GuardState::parse(s.to_text().as_bytes()), s);
         let d =
             GuardState::parse(b"kills=abc\ngarbage\nfuture=1\nstate=x\0y\nmode=\xff\nvictims=7");
-        assert_eq!((d.kills, d.victims, d.state.as_str()), (0, 7, "x\0y"));
+        assert_eq!(
+            (d.counters.kills, d.counters.victims, d.state.as_str()),
+            (0, 7, "x\0y")
+        );
         assert_eq!(d.mode, "");
+    }
+
+    #[test]
+    fn every_counter_name_has_its_own_field() {
+        let mut c = Counters::default();
+        for (i, name) in Counters::NAMES.iter().enumerate() {
+            *c.slot(name).unwrap() = i as u64 + 1;
+        }
+        let got: Vec<u64> = Counters::NAMES.iter().map(|n| c.get(n).unwrap()).collect();
+        assert_eq!(got, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(c.get("pid"), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::json::Object;
 use crate::module_status::{self, ModuleStatus};
 use crate::root::Root;
-use crate::runtime::{Config, GuardState};
+use crate::runtime::{Config, Counters, GuardState};
 use crate::{cmdline, history, paths, pidtrust, rootfs, sysctl};
 use std::fmt::Write as _;
 
@@ -148,7 +148,7 @@ impl Status {
             _ => None,
         });
         from_module
-            .or_else(|| self.guard_state.as_ref().and_then(|g| g.counter(name)))
+            .or_else(|| self.guard_state.as_ref().and_then(|g| g.counters.get(name)))
             .unwrap_or(0)
     }
 
@@ -227,17 +227,10 @@ impl Status {
             .iter()
             .fold(Object::new(), |o, (k, v)| o.opt_str(k, v.as_deref()))
             .finish();
-        let counters = [
-            "oom_events",
-            "releases",
-            "rearms",
-            "stall_events",
-            "kills",
-            "victims",
-        ]
-        .iter()
-        .fold(Object::new(), |o, k| o.num(k, self.counter(k)))
-        .finish();
+        let counters = Counters::NAMES
+            .iter()
+            .fold(Object::new(), |o, k| o.num(k, self.counter(k)))
+            .finish();
         Object::new()
             .opt_str("mode", self.mode.as_deref())
             .str("state", &self.state())

@@ -209,18 +209,12 @@ impl Guard {
 
     pub(super) fn write_state(&mut self) {
         let m = &self.machine;
-        let c = m.counters();
         let state = GuardState {
             pid: std::process::id(),
             mode: m.mode().as_str().into(),
             state: m.state_word().into(),
             buffer_bytes: self.effects.buffer_bytes() as u64,
-            oom_events: c.oom_events,
-            releases: c.releases,
-            rearms: c.rearms,
-            stall_events: c.stall_events,
-            kills: c.kills,
-            victims: c.victims,
+            counters: *m.counters(),
             psi: self.sources.psi_word().into(),
             module_state: m.module_state().unwrap_or("none").into(),
         };

@@ -33,6 +33,7 @@ use crate::flag::Victim;
 use crate::log::Level;
 use crate::module_status::ModuleStatus;
 use crate::params::Params;
+pub use crate::runtime::Counters;
 use crate::runtime::Mode;
 
 /// A stall counts as OOM (trigger, release, kill) only while MemAvailable
@@ -139,16 +140,6 @@ pub enum Action {
     Reboot,
     /// Counters changed: rewrite /run/oom-ext/guard.state.
     WriteState,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Counters {
-    pub oom_events: u64,
-    pub releases: u64,
-    pub rearms: u64,
-    pub stall_events: u64,
-    pub kills: u64,
-    pub victims: u64,
 }
 
 #[derive(Debug, Clone)]
