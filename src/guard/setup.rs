@@ -47,9 +47,10 @@ pub(super) fn take_lock(root: &Root, resume: bool) -> std::io::Result<Lock> {
             // Who holds it, from the kernel (not the file, which a
             // starting guard may not have written yet).
             // A guard that took the lock and then daemonized has a new pid
-            // that its child writes a moment later: wait for it (1 s at most).
+            // that its child writes a moment later: wait for it (5 s at
+            // most: on a loaded machine 1 s was seen to be too short).
             let holder =
-                crate::pidtrust::lock_holder_within(root, std::time::Duration::from_secs(1));
+                crate::pidtrust::lock_holder_within(root, std::time::Duration::from_secs(5));
             if resume && holder == Some(std::process::id()) {
                 // Our pre-exec self holds it through the inherited descriptor.
                 Ok(Lock::Mine(file))
