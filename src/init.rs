@@ -1,5 +1,6 @@
 //! `oom-ext init`: the first thing in the initramfs. Plans from what it reads
-//! (pure [`plan`]), then acts; it never fails boot.
+//! (pure [`plan`]), then acts; it never fails boot. The plan's paths are
+//! relative to the one [`Root`] that `gather` and `execute` are given.
 
 use crate::cmdline::{self, Diagnostic};
 use crate::log::Log;
@@ -11,7 +12,7 @@ use crate::rootfs;
 use crate::runtime::{Config, Mode};
 use crate::sysctl;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Everything `init` reads before deciding.
 #[derive(Debug, Clone)]
@@ -25,8 +26,9 @@ pub struct Inputs {
     /// `modules.dep` text, or why it could not be read.
     pub modules_dep: Result<String, String>,
     pub kernel_panic: Option<String>,
-    /// modprobe under the root (real root only: it runs on this machine).
-    pub modprobe: Option<PathBuf>,
+    /// modprobe, relative to the root (real root only: it runs on this
+    /// machine).
+    pub modprobe: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +40,8 @@ pub enum ModulePlan {
     },
     AlreadyLoaded,
     Load {
-        path: PathBuf,
+        /// Relative to the root.
+        path: String,
         compression: Compression,
         args: String,
         /// If the kernel refuses the file.
@@ -48,7 +51,8 @@ pub enum ModulePlan {
     /// modprobe, which reads the binary index, loads it; fallback mode if
     /// that fails.
     Modprobe {
-        modprobe: PathBuf,
+        /// Relative to the root.
+        modprobe: String,
         args: String,
         why: String,
     },
@@ -62,7 +66,7 @@ pub enum Refused {
     Fallback,
     /// A compressed file: load it through this modprobe (libkmod
     /// decompresses what the kernel cannot), fallback mode if that fails.
-    Modprobe(PathBuf),
+    Modprobe(String),
     /// A compressed file but no modprobe to decompress it: fallback mode.
     NoModprobe,
 }
@@ -129,12 +133,7 @@ pub fn plan(root: &Root, inputs: &Inputs) -> Plan {
                     ))
                 }
                 Some((p, _)) => {
-                    let moddir = root.join(format!("lib/modules/{rel}"));
-                    let path = if p.starts_with('/') {
-                        root.join(&p)
-                    } else {
-                        moddir.join(&p)
-                    };
+                    let path = modload::entry_path(rel, &p);
                     let compression = Compression::of(&p);
                     let refused = match (compression, &inputs.modprobe) {
                         (Compression::None, _) => Refused::Fallback,
@@ -180,7 +179,7 @@ pub fn gather(root: &Root) -> Inputs {
     let release = modload::kernel_release(root);
     let modules_dep = match &release {
         Some(rel) => {
-            let p = format!("lib/modules/{rel}/modules.dep");
+            let p = format!("{}/modules.dep", modload::modules_dir(rel));
             rootfs::read(root, &p, MODULES_DEP_MAX)
                 .map_err(|e| format!("cannot read /{p}: {e}"))
                 .and_then(|b| String::from_utf8(b).map_err(|_| format!("/{p} is not UTF-8")))
@@ -209,7 +208,7 @@ pub fn gather(root: &Root) -> Inputs {
 
 impl Plan {
     /// Human-readable plan (`init --plan`, golden tests).
-    pub fn render(&self, root: &Root) -> String {
+    pub fn render(&self) -> String {
         let mut s = String::new();
         for d in &self.diagnostics {
             let _ = writeln!(s, "diagnostic: {d}");
@@ -223,7 +222,6 @@ impl Plan {
                 .map(|l| format!("param: {l}\n"))
                 .collect::<String>()
         );
-        let rel = |p: &PathBuf| format!("/{}", p.strip_prefix(root.dir()).unwrap_or(p).display());
         let _ = match &self.module {
             ModulePlan::Off { .. } => writeln!(s, "module: off"),
             ModulePlan::AlreadyLoaded => writeln!(s, "module: already loaded, write sysctls"),
@@ -233,14 +231,10 @@ impl Plan {
                 args,
                 refused,
             } => {
-                let _ = writeln!(
-                    s,
-                    "module: load {} ({compression:?}) with \"{args}\"",
-                    rel(path)
-                );
+                let _ = writeln!(s, "module: load /{path} ({compression:?}) with \"{args}\"");
                 match refused {
                     Refused::Fallback => Ok(()),
-                    Refused::Modprobe(m) => writeln!(s, "module: if refused, {}", rel(m)),
+                    Refused::Modprobe(m) => writeln!(s, "module: if refused, /{m}"),
                     Refused::NoModprobe => writeln!(s, "module: if refused, no modprobe"),
                 }
             }
@@ -250,15 +244,9 @@ impl Plan {
                 why,
             } => writeln!(
                 s,
-                "module: load through {} with \"{args}\" ({})",
-                rel(modprobe),
-                why.replace(&root.dir().display().to_string(), "")
+                "module: load through /{modprobe} with \"{args}\" ({why})"
             ),
-            ModulePlan::Unavailable(why) => writeln!(
-                s,
-                "module: unavailable: {}",
-                why.replace(&root.dir().display().to_string(), "")
-            ),
+            ModulePlan::Unavailable(why) => writeln!(s, "module: unavailable: {why}"),
         };
         if let Some(p) = self.set_panic {
             let _ = writeln!(s, "kernel.panic: set to {p}");
@@ -273,36 +261,38 @@ impl Plan {
 }
 
 /// The plan's step for a module file the kernel refused.
-fn when_refused(path: &Path, args: &str, refused: &Refused, why: &str, log: &Log) -> Mode {
+fn when_refused(
+    root: &Root,
+    path: &str,
+    args: &str,
+    refused: &Refused,
+    why: &str,
+    log: &Log,
+) -> Mode {
     match refused {
         Refused::Fallback => {
             log.warn(&format!(
-                "cannot load module {}: {why}; using the userspace fallback guard",
-                path.display()
+                "cannot load module /{path}: {why}; using the userspace fallback guard"
             ));
             Mode::Fallback
         }
-        Refused::Modprobe(m) => match modload::load_with_modprobe(m, args) {
+        Refused::Modprobe(m) => match modload::load_with_modprobe(root, m, args) {
             LoadResult::Loaded | LoadResult::AlreadyLoaded => {
                 log.notice(&format!(
-                    "kernel refused {} ({why}); loaded it through {} instead",
-                    path.display(),
-                    m.display()
+                    "kernel refused /{path} ({why}); loaded it through /{m} instead"
                 ));
                 Mode::Kernel
             }
             LoadResult::Failed(why2) => {
                 log.warn(&format!(
-                    "cannot load module {}: {why}; {why2}; using the userspace fallback guard",
-                    path.display()
+                    "cannot load module /{path}: {why}; {why2}; using the userspace fallback guard"
                 ));
                 Mode::Fallback
             }
         },
         Refused::NoModprobe => {
             log.warn(&format!(
-                "cannot load module {}: {why}; no modprobe to decompress it; using the userspace fallback guard",
-                path.display()
+                "cannot load module /{path}: {why}; no modprobe to decompress it; using the userspace fallback guard"
             ));
             Mode::Fallback
         }
@@ -338,21 +328,20 @@ pub fn execute(root: &Root, plan: &Plan, log: &Log, spawn_guard: bool) -> Mode {
             refused,
         } => match modload::load(root, path, *compression, args) {
             LoadResult::Loaded => {
-                log.info(&format!("loaded {} with {args}", path.display()));
+                log.info(&format!("loaded /{path} with {args}"));
                 Mode::Kernel
             }
             LoadResult::AlreadyLoaded => Mode::Kernel,
-            LoadResult::Failed(why) => when_refused(path, args, refused, &why, log),
+            LoadResult::Failed(why) => when_refused(root, path, args, refused, &why, log),
         },
         ModulePlan::Modprobe {
             modprobe,
             args,
             why,
-        } => match modload::load_with_modprobe(modprobe, args) {
+        } => match modload::load_with_modprobe(root, modprobe, args) {
             LoadResult::Loaded | LoadResult::AlreadyLoaded => {
                 log.info(&format!(
-                    "{why}; loaded oom_ext through {} with {args}",
-                    modprobe.display()
+                    "{why}; loaded oom_ext through /{modprobe} with {args}"
                 ));
                 Mode::Kernel
             }
@@ -448,7 +437,7 @@ pub fn run(root: &Root, log: &Log, plan_only: bool, spawn_guard: bool) -> String
     }
     let plan = plan(root, &inputs);
     if plan_only {
-        return plan.render(root);
+        return plan.render();
     }
     execute(root, &plan, log, spawn_guard);
     String::new()
@@ -477,7 +466,7 @@ mod tests {
         assert_eq!(
             p.module,
             ModulePlan::Load {
-                path: "/r/lib/modules/6.1.0-56-amd64/updates/dkms/oom_ext.ko".into(),
+                path: "lib/modules/6.1.0-56-amd64/updates/dkms/oom_ext.ko".into(),
                 compression: Compression::None,
                 args: "bufsize=64 gracetime=30 resettime=300 crashflag=1 crashflag_name=/oomflag"
                     .into(),
@@ -547,7 +536,7 @@ mod tests {
         let mut i = inputs("oom_ext.bufsize=8");
         i.modules_dep = Err("cannot read /lib/modules/6.1.0/modules.dep: missing".into());
         assert!(matches!(plan(&root, &i).module, ModulePlan::Unavailable(_)));
-        i.modprobe = Some("/r/usr/bin/modprobe".into());
+        i.modprobe = Some("usr/bin/modprobe".into());
         let p = plan(&root, &i);
         let ModulePlan::Modprobe {
             modprobe,
@@ -557,14 +546,14 @@ mod tests {
         else {
             panic!("not through modprobe: {:?}", p.module);
         };
-        assert_eq!(modprobe, &PathBuf::from("/r/usr/bin/modprobe"));
+        assert_eq!(modprobe, "usr/bin/modprobe");
         assert!(args.contains("bufsize=8"), "{args}");
         assert!(why.contains("modules.dep"), "{why}");
         assert!(
-            p.render(&root)
+            p.render()
                 .contains("module: load through /usr/bin/modprobe with"),
             "{}",
-            p.render(&root)
+            p.render()
         );
     }
 
@@ -578,10 +567,10 @@ mod tests {
         };
         assert_eq!(refused(&Root::new("/r"), &i), Refused::Fallback);
         assert_eq!(refused(&Root::system(), &i), Refused::NoModprobe);
-        i.modprobe = Some("/sbin/modprobe".into());
+        i.modprobe = Some("sbin/modprobe".into());
         assert_eq!(
             refused(&Root::system(), &i),
-            Refused::Modprobe("/sbin/modprobe".into())
+            Refused::Modprobe("sbin/modprobe".into())
         );
     }
 }
