@@ -27,6 +27,27 @@ fn fs_is(fd: &impl AsFd, fs: sys::Fs) -> bool {
     sys::fs_of(fd) == fs
 }
 
+/// The absolute CLOCK_BOOTTIME expiry of a deadline in ms. A zero
+/// `it_value` disarms a timerfd instead of firing it, so a deadline of 0
+/// is 1 ns: like any past deadline, it fires at once.
+fn expiry(ms: u64) -> TimeSpec {
+    if ms == 0 {
+        return TimeSpec::new(0, 1);
+    }
+    TimeSpec::new((ms / 1000) as i64, ((ms % 1000) * 1_000_000) as i64)
+}
+
+/// Arms `timer` at the deadline (ms of CLOCK_BOOTTIME), or disarms it.
+fn set_timer(timer: &TimerFd, at: Option<u64>) -> nix::Result<()> {
+    match at {
+        None => timer.unset(),
+        Some(ms) => timer.set(
+            Expiration::OneShot(expiry(ms)),
+            TimerSetTimeFlags::TFD_TIMER_ABSTIME,
+        ),
+    }
+}
+
 /// Which source woke the loop.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Src {
@@ -285,17 +306,10 @@ impl Sources {
         if want == self.timer_at {
             return;
         }
-        self.timer_at = want;
-        let _ = match want {
-            None => self.timer.unset(),
-            Some(ms) => self.timer.set(
-                Expiration::OneShot(TimeSpec::new(
-                    (ms / 1000) as i64,
-                    ((ms % 1000) * 1_000_000) as i64,
-                )),
-                TimerSetTimeFlags::TFD_TIMER_ABSTIME,
-            ),
-        };
+        // Remembered only when set: a failed set is tried again next time.
+        if set_timer(&self.timer, want).is_ok() {
+            self.timer_at = want;
+        }
     }
 
     /// Blocks until a source is ready; the ready ones and their revents.
@@ -467,5 +481,32 @@ impl Sources {
 
     pub(super) fn unwatch(&mut self, pid: u32) {
         self.victims.retain(|(p, _)| *p != pid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fires_within(timer: &TimerFd, ms: u16) -> bool {
+        let mut fds = [PollFd::new(timer.as_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::from(ms)).unwrap() == 1
+    }
+
+    #[test]
+    fn a_zero_or_past_deadline_fires_at_once_and_none_disarms() {
+        let timer = TimerFd::new(ClockId::CLOCK_BOOTTIME, TimerFlags::TFD_NONBLOCK).unwrap();
+        assert_eq!(expiry(0), TimeSpec::new(0, 1));
+        assert_eq!(expiry(1_234), TimeSpec::new(1, 234_000_000));
+        for at in [0, 1, now_ms().saturating_sub(1)] {
+            set_timer(&timer, Some(at)).unwrap();
+            assert!(fires_within(&timer, 2000), "deadline {at} did not fire");
+            timer.wait().unwrap();
+        }
+        set_timer(&timer, Some(now_ms() + 60_000)).unwrap();
+        assert!(!fires_within(&timer, 50), "a deadline a minute away fired");
+        set_timer(&timer, Some(0)).unwrap();
+        set_timer(&timer, None).unwrap();
+        assert!(!fires_within(&timer, 50), "a disarmed timer fired");
     }
 }
