@@ -75,6 +75,14 @@ pub fn entries(root: &Root) -> Vec<Entry> {
     }
 }
 
+/// The archived report whose content starts with `prefix`, if any (only
+/// the first bytes of each are read).
+pub fn find_prefix(root: &Root, prefix: &str) -> Option<Entry> {
+    entries(root).into_iter().find(|e| {
+        rootfs::read_head(root, &e.path(), prefix.len()).is_ok_and(|c| c.bytes == prefix.as_bytes())
+    })
+}
+
 /// Stores `json` as a new archived report named after `unix` and keeps
 /// the newest [`KEEP`] (never pruning the one written). Returns its path.
 pub fn archive(root: &Root, unix: u64, json: &str) -> std::io::Result<String> {

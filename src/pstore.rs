@@ -6,7 +6,9 @@
 //! systems `systemd-pstore` moves the records to `/var/lib/systemd/pstore`
 //! early in the next boot. This module finds oom_ext's gracetime panic (and
 //! the kernel's own `vm.panic_on_oom` panic) in those records. Parsing is
-//! pure; [`scan`] does the reading.
+//! pure; [`scan`] does the reading. Each finding carries an id (a hash of
+//! the record's content), so `report` archives it once in the history,
+//! however often it is found again.
 #![forbid(unsafe_code)]
 
 use crate::json::Object;
@@ -20,6 +22,7 @@ pub const LIVE: &str = "sys/fs/pstore";
 pub const ARCHIVE: &str = "var/lib/systemd/pstore";
 /// The most read of one record: a dmesg dump is 10 KiB by default.
 const RECORD_MAX: usize = 256 * 1024;
+const UPTIME: &str = "proc/uptime";
 /// The most records looked at per directory tree.
 const RECORDS_MAX: usize = 64;
 
@@ -102,15 +105,49 @@ pub struct Found {
     /// In [`LIVE`] (may be removed once reported) or in the archive.
     pub live: bool,
     pub panic: Panic,
+    /// [`record_id`] of the bytes read: the same record is the same
+    /// finding wherever and whenever it is found (ramoops reuses names).
+    pub id: String,
+}
+
+/// A record's identity: FNV-1a (64 bits) of its content as read, in hex.
+pub fn record_id(bytes: &[u8]) -> String {
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{h:016x}")
 }
 
 impl Found {
+    /// How its JSON begins: an archived report that starts so is this
+    /// finding (a flag report begins with `{"flag":`, and nothing a flag
+    /// holds can come first).
+    pub fn archive_prefix(&self) -> String {
+        format!(
+            "{{{}:{},{}:{}",
+            crate::json::string("status"),
+            crate::json::string("pstore"),
+            crate::json::string("id"),
+            crate::json::string(&self.id)
+        )
+    }
+
+    /// Its log line, also printed (after `oom-ext: `).
+    pub fn line(&self) -> String {
+        format!(
+            "pstore record /{}: {}",
+            self.record.display(),
+            self.panic.describe()
+        )
+    }
+
     /// The record's line in `report --json`: `status` is `pstore`, so a
     /// reader that switches on a flag report's `status` sees it apart;
     /// `flag` is the flag path the panic named (as in a flag report).
     pub fn json(&self) -> String {
         let o = Object::new()
             .str("status", "pstore")
+            .str("id", &self.id)
             .str("record", &format!("/{}", self.record.display()))
             .bool("live", self.live);
         match &self.panic {
@@ -132,13 +169,6 @@ impl Found {
         .str("summary", &self.panic.describe())
         .finish()
     }
-}
-
-/// What [`report`] found: text for stdout and one JSON object a record.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Reported {
-    pub text: String,
-    pub json: Vec<String>,
 }
 
 /// Which archived records count: those archived during this boot (mtime
@@ -165,13 +195,17 @@ pub fn scan(root: &Root, boot_unix: Option<u64>) -> Vec<Found> {
             if !live && !archived_this_boot(mtime, boot_unix.unwrap_or(u64::MAX)) {
                 continue;
             }
-            let Some(panic) = read_capped(root, &path).as_deref().and_then(parse) else {
+            let Some(bytes) = read_capped(root, &path) else {
+                continue;
+            };
+            let Some(panic) = parse(&String::from_utf8_lossy(&bytes)) else {
                 continue;
             };
             found.push(Found {
                 record: PathBuf::from(path),
                 live,
                 panic,
+                id: record_id(&bytes),
             });
         }
     }
@@ -197,9 +231,8 @@ fn collect(root: &Root, dir: &str, depth: u32, out: &mut Vec<(String, u64)>) {
     }
 }
 
-fn read_capped(root: &Root, path: &str) -> Option<String> {
-    let c = rootfs::read_head(root, path, RECORD_MAX).ok()?;
-    Some(String::from_utf8_lossy(&c.bytes).into_owned())
+fn read_capped(root: &Root, path: &str) -> Option<Vec<u8>> {
+    Some(rootfs::read_head(root, path, RECORD_MAX).ok()?.bytes)
 }
 
 /// Removes a live record once reported (pstore erases it from its backend).
@@ -210,37 +243,18 @@ pub fn remove(root: &Root, found: &Found) -> std::io::Result<()> {
     rootfs::remove(root, &found.record.to_string_lossy()).map_err(std::io::Error::from)
 }
 
-/// When this boot started, from the root's `/proc/uptime` and `now`.
+/// When this boot started, from the root's `/proc/uptime` and `now`
+/// (read capped, inside the root: a link to `/dev/zero` is not read).
 pub fn boot_unix(root: &Root, now: u64) -> Option<u64> {
-    let text = std::fs::read_to_string(root.join("proc/uptime")).ok()?;
+    let text = String::from_utf8(rootfs::read_small(root, UPTIME)?).ok()?;
     let up: f64 = text.split_whitespace().next()?.parse().ok()?;
     (up.is_finite() && up >= 0.0).then(|| now.saturating_sub(up as u64))
 }
 
-/// `oom-ext report`'s pstore part: logs each record with an OOM panic,
-/// removes live ones unless `keep`, and returns what was found (empty
-/// when none was).
-pub fn report(root: &Root, log: &crate::log::Log, keep: bool, now: u64) -> Reported {
-    let mut out = Reported::default();
-    for f in scan(root, boot_unix(root, now)) {
-        let line = format!(
-            "pstore record /{}: {}",
-            f.record.display(),
-            f.panic.describe()
-        );
-        log.warn(&line);
-        out.text.push_str(&format!("oom-ext: {line}\n"));
-        out.json.push(f.json());
-        if !keep {
-            if let Err(e) = remove(root, &f) {
-                log.err(&format!(
-                    "cannot remove pstore record /{}: {e}",
-                    f.record.display()
-                ));
-            }
-        }
-    }
-    out
+/// The records with an OOM panic `oom-ext report` looks at now: the live
+/// ones and those archived during this boot.
+pub fn findings(root: &Root, now: u64) -> Vec<Found> {
+    scan(root, boot_unix(root, now))
 }
 
 #[cfg(test)]
@@ -313,41 +327,35 @@ mod tests {
     }
 
     #[test]
-    fn report_logs_prints_and_consumes_a_live_record() {
-        use crate::log::{Log, Sink};
+    fn a_finding_has_its_line_its_id_and_the_start_of_its_json() {
         let dir = std::env::temp_dir().join(format!("oom-ext-pstore-r-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let root = Root::new(&dir);
-        for d in [LIVE, "dev", "proc"] {
+        for d in [LIVE, "proc"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
-        std::fs::write(root.join("dev/kmsg"), "").unwrap();
-        std::fs::write(root.join("proc/uptime"), "12.5 20.0\n").unwrap();
-        let rec = root.join(LIVE).join("dmesg-efi-170000000001001");
-        std::fs::write(&rec, RAMOOPS).unwrap();
-        let log = Log::new(root.clone(), Sink::Kmsg);
-
-        let kept = report(&root, &log, true, 1_700_000_000);
-        assert_eq!(kept.json.len(), 1);
+        std::fs::write(root.join(UPTIME), "12.5 20.0\n").unwrap();
+        std::fs::write(root.join(LIVE).join("dmesg-efi-170000000001001"), RAMOOPS).unwrap();
+        let f = findings(&root, 1_700_000_000);
+        assert_eq!(f.len(), 1, "{f:?}");
         assert!(
-            kept.json[0].contains(r#""flag":"/run/late/oomflag""#),
-            "{kept:?}"
+            f[0].line().starts_with("pstore record /sys/fs/pstore/dmesg-efi-170000000001001: oom_ext panicked after gracetime=7 s"),
+            "{}",
+            f[0].line()
         );
-        let kept = kept.text;
-        assert!(kept.contains("pstore record /sys/fs/pstore/dmesg-efi-170000000001001: oom_ext panicked after gracetime=7 s"), "{kept}");
-        assert!(rec.exists(), "--keep leaves the record");
-        let out = report(&root, &log, false, 1_700_000_000);
-        assert_eq!(out.text, kept);
-        assert!(!rec.exists(), "reported records are removed");
-        assert_eq!(
-            report(&root, &log, false, 1_700_000_000),
-            Reported::default()
-        );
-        let kmsg = std::fs::read_to_string(root.join("dev/kmsg")).unwrap();
+        assert!(f[0]
+            .line()
+            .contains("crash flag present at /run/late/oomflag"));
         assert!(
-            kmsg.contains("crash flag present at /run/late/oomflag"),
-            "{kmsg}"
+            f[0].json().starts_with(&f[0].archive_prefix()),
+            "{}",
+            f[0].json()
         );
+        // The id is the content's: the same record copied elsewhere is the
+        // same finding, another record is not.
+        assert_eq!(f[0].id, record_id(RAMOOPS.as_bytes()));
+        assert_eq!(f[0].id.len(), 16);
+        assert_ne!(record_id(b"a"), record_id(b"b"));
         assert_eq!(boot_unix(&root, 1_700_000_000), Some(1_699_999_988));
         std::fs::remove_dir_all(&dir).unwrap();
     }

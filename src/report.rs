@@ -8,7 +8,7 @@ use crate::json::{self, Object};
 use crate::log::{iso8601, unix_now, Log};
 use crate::root::Root;
 use crate::rootfs::{self, Error};
-use crate::{cmdline, history, hooks, paths};
+use crate::{cmdline, history, hooks, paths, pstore};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -359,10 +359,36 @@ impl Report {
     }
 }
 
-/// Stores the JSON report under /var/lib/oom-ext/history (see
-/// [`history::archive`]). Returns the path written, under the root.
-pub fn archive(root: &Root, report: &Report, json: &str) -> std::io::Result<String> {
-    history::archive(root, report.reported_unix, json)
+/// Archives `json` (a report, under `unix`) in the history, then runs the
+/// hooks with it (real root only). `kept` names what stays in place when
+/// the archive fails. Whether it was archived.
+fn archive_and_run_hooks(
+    root: &Root,
+    unix: u64,
+    json: &str,
+    kept: &str,
+    log: &Log,
+    opts: &Options,
+) -> bool {
+    let archived = match history::archive(root, unix, json) {
+        Ok(p) => {
+            log.info(&format!("report archived as {p}"));
+            true
+        }
+        Err(e) => {
+            log.err(&format!(
+                "cannot archive the report under /{}: {e}; {kept} is kept",
+                paths::HISTORY
+            ));
+            false
+        }
+    };
+    if root.is_system() {
+        hooks::run_all(root, json, log, opts.hook_timeout.unwrap_or(HOOK_TIMEOUT));
+    } else {
+        log.info("report hooks not run: --root is not /");
+    }
+    archived
 }
 
 /// Archived reports, oldest first, as host paths.
@@ -437,25 +463,15 @@ pub fn run(root: &Root, log: &Log, opts: &Options) -> (i32, String) {
         } else {
             out.push_str(&report.human());
         }
-        let archived = match archive(root, &report, &json) {
-            Ok(p) => {
-                log.info(&format!("report archived as {p}"));
-                true
-            }
-            Err(e) => {
-                log.err(&format!(
-                    "cannot archive the report under /{}: {e}; the flag {shown} is kept",
-                    paths::HISTORY
-                ));
-                failed = true;
-                false
-            }
-        };
-        if root.is_system() {
-            hooks::run_all(root, &json, log, opts.hook_timeout.unwrap_or(HOOK_TIMEOUT));
-        } else {
-            log.info("report hooks not run: --root is not /");
-        }
+        let archived = archive_and_run_hooks(
+            root,
+            report.reported_unix,
+            &json,
+            &format!("the flag {shown}"),
+            log,
+            opts,
+        );
+        failed |= !archived;
         if opts.keep || !archived {
             continue;
         }
@@ -470,13 +486,46 @@ pub fn run(root: &Root, log: &Log, opts: &Options) -> (i32, String) {
         }
     }
     // The second record (the flag can be lost: panic() does not sync).
-    let from_pstore = crate::pstore::report(root, log, opts.keep, now);
-    if !from_pstore.json.is_empty() {
+    for f in pstore::findings(root, now) {
         found = true;
+        let json = f.json();
+        let line = f.line();
+        log.warn(&line);
         if opts.json {
-            jsons.extend(from_pstore.json);
+            jsons.push(json.clone());
         } else {
-            out.push_str(&from_pstore.text);
+            let _ = writeln!(out, "oom-ext: {line}");
+        }
+        let record = format!("/{}", f.record.display());
+        // Once in the history and to the hooks, however often it is found
+        // (a kept live record, systemd-pstore's copy read again).
+        let archived = match history::find_prefix(root, &f.archive_prefix()) {
+            Some(e) => {
+                log.info(&format!(
+                    "pstore record {record} was archived before as {}: not again, no hooks",
+                    e.path()
+                ));
+                true
+            }
+            None => {
+                let ok = archive_and_run_hooks(
+                    root,
+                    now,
+                    &json,
+                    &format!("the record {record}"),
+                    log,
+                    opts,
+                );
+                failed |= !ok;
+                ok
+            }
+        };
+        if opts.keep || !archived || !f.live {
+            continue;
+        }
+        // pstore erases it from its backend.
+        if let Err(e) = pstore::remove(root, &f) {
+            log.err(&format!("cannot remove pstore record {record}: {e}"));
         }
     }
     if opts.json {
