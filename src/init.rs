@@ -3,7 +3,7 @@
 //! relative to the one [`Root`] that `gather` and `execute` are given.
 
 use crate::cmdline::{self, Diagnostic};
-use crate::log::Log;
+use crate::log::{Level, Log};
 use crate::modload::{self, Compression, LoadResult};
 use crate::params::Params;
 use crate::paths;
@@ -260,6 +260,32 @@ impl Plan {
     }
 }
 
+/// How every log line that gives up on the module ends.
+const FALLBACK: &str = "using the userspace fallback guard";
+
+/// Loads the module through modprobe: kernel mode, logged as `loaded`
+/// (at `level`); else fallback mode, logged as `failed` with modprobe's
+/// reason.
+fn via_modprobe(
+    root: &Root,
+    modprobe: &str,
+    args: &str,
+    log: &Log,
+    (level, loaded): (Level, String),
+    failed: &str,
+) -> Mode {
+    match modload::load_with_modprobe(root, modprobe, args) {
+        LoadResult::Loaded | LoadResult::AlreadyLoaded => {
+            log.log(level, &loaded);
+            Mode::Kernel
+        }
+        LoadResult::Failed(why) => {
+            log.warn(&format!("{failed}; {why}; {FALLBACK}"));
+            Mode::Fallback
+        }
+    }
+}
+
 /// The plan's step for a module file the kernel refused.
 fn when_refused(
     root: &Root,
@@ -271,28 +297,23 @@ fn when_refused(
 ) -> Mode {
     match refused {
         Refused::Fallback => {
-            log.warn(&format!(
-                "cannot load module /{path}: {why}; using the userspace fallback guard"
-            ));
+            log.warn(&format!("cannot load module /{path}: {why}; {FALLBACK}"));
             Mode::Fallback
         }
-        Refused::Modprobe(m) => match modload::load_with_modprobe(root, m, args) {
-            LoadResult::Loaded | LoadResult::AlreadyLoaded => {
-                log.notice(&format!(
-                    "kernel refused /{path} ({why}); loaded it through /{m} instead"
-                ));
-                Mode::Kernel
-            }
-            LoadResult::Failed(why2) => {
-                log.warn(&format!(
-                    "cannot load module /{path}: {why}; {why2}; using the userspace fallback guard"
-                ));
-                Mode::Fallback
-            }
-        },
+        Refused::Modprobe(m) => via_modprobe(
+            root,
+            m,
+            args,
+            log,
+            (
+                Level::Notice,
+                format!("kernel refused /{path} ({why}); loaded it through /{m} instead"),
+            ),
+            &format!("cannot load module /{path}: {why}"),
+        ),
         Refused::NoModprobe => {
             log.warn(&format!(
-                "cannot load module /{path}: {why}; no modprobe to decompress it; using the userspace fallback guard"
+                "cannot load module /{path}: {why}; no modprobe to decompress it; {FALLBACK}"
             ));
             Mode::Fallback
         }
@@ -338,24 +359,19 @@ pub fn execute(root: &Root, plan: &Plan, log: &Log, spawn_guard: bool) -> Mode {
             modprobe,
             args,
             why,
-        } => match modload::load_with_modprobe(root, modprobe, args) {
-            LoadResult::Loaded | LoadResult::AlreadyLoaded => {
-                log.info(&format!(
-                    "{why}; loaded oom_ext through /{modprobe} with {args}"
-                ));
-                Mode::Kernel
-            }
-            LoadResult::Failed(why2) => {
-                log.warn(&format!(
-                    "{why}; {why2}; using the userspace fallback guard"
-                ));
-                Mode::Fallback
-            }
-        },
+        } => via_modprobe(
+            root,
+            modprobe,
+            args,
+            log,
+            (
+                Level::Info,
+                format!("{why}; loaded oom_ext through /{modprobe} with {args}"),
+            ),
+            why,
+        ),
         ModulePlan::Unavailable(why) => {
-            log.warn(&format!(
-                "module oom_ext unavailable: {why}; using the userspace fallback guard"
-            ));
+            log.warn(&format!("module oom_ext unavailable: {why}; {FALLBACK}"));
             Mode::Fallback
         }
     };

@@ -314,45 +314,39 @@ impl Sources {
 
     /// Blocks until a source is ready; the ready ones and their revents.
     pub(super) fn wait(&mut self) -> Result<Vec<(Src, PollFlags)>, nix::Error> {
-        let mut srcs: Vec<Src> = vec![Src::Signal, Src::Timer];
-        let mut fds: Vec<PollFd> = vec![
-            PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN),
-            PollFd::new(self.timer.as_fd(), PollFlags::POLLIN),
+        let pri = PollFlags::POLLPRI | PollFlags::POLLERR;
+        let mut want = vec![
+            (Src::Signal, self.sigfd.as_fd(), PollFlags::POLLIN),
+            (Src::Timer, self.timer.as_fd(), PollFlags::POLLIN),
         ];
         if let (Some(f), true) = (&self.status_fd, self.status_pollable) {
-            srcs.push(Src::Status);
-            fds.push(PollFd::new(
-                f.as_fd(),
-                PollFlags::POLLPRI | PollFlags::POLLERR,
-            ));
+            want.push((Src::Status, f.as_fd(), pri));
         }
         if let Some(f) = &self.psi {
-            srcs.push(Src::Psi);
-            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLPRI));
+            want.push((Src::Psi, f.as_fd(), PollFlags::POLLPRI));
         }
         if let Some(f) = &self.mountinfo {
-            srcs.push(Src::Mountinfo);
-            fds.push(PollFd::new(
-                f.as_fd(),
-                PollFlags::POLLPRI | PollFlags::POLLERR,
-            ));
+            want.push((Src::Mountinfo, f.as_fd(), pri));
         }
         if let Some(f) = &self.kmsg {
-            srcs.push(Src::Kmsg);
-            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+            want.push((Src::Kmsg, f.as_fd(), PollFlags::POLLIN));
         }
         for (pid, fd) in &self.victims {
-            srcs.push(Src::Victim(*pid));
-            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            want.push((Src::Victim(*pid), fd.as_fd(), PollFlags::POLLIN));
         }
+        let mut fds: Vec<PollFd> = want
+            .iter()
+            .map(|&(_, fd, ev)| PollFd::new(fd, ev))
+            .collect();
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(nix::Error::EINTR) => {}
             Err(e) => return Err(e),
         }
-        Ok(srcs
+        Ok(want
             .iter()
+            .map(|&(src, _, _)| src)
             .zip(fds.iter())
-            .filter_map(|(s, f)| f.revents().filter(|r| !r.is_empty()).map(|r| (*s, r)))
+            .filter_map(|(s, f)| f.revents().filter(|r| !r.is_empty()).map(|r| (s, r)))
             .collect())
     }
 
