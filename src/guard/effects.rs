@@ -20,6 +20,9 @@ use std::time::Duration;
 
 /// Reboot, re-exec and exit wait this long at most for queued writes.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+/// `policy=panic` in kernel mode waits this long for the module's flag
+/// before the guard creates it (the module writes it asynchronously).
+const SETTLE_LIMIT: Duration = Duration::from_secs(3);
 
 /// What carrying out an action gave.
 pub(super) enum Outcome {
@@ -127,7 +130,7 @@ impl Effects {
             }
             Action::AlignScores => self.chooser.align(log),
             Action::Reboot => return Outcome::Exit(self.reboot(log)),
-            Action::Panic => return Outcome::Exit(self.panic(log)),
+            Action::Panic => return Outcome::Exit(self.panic(m, oom_calls, log)),
             // The loop's own (sources, state file).
             Action::WatchExit(_) | Action::Unwatch(_) | Action::ReopenPsi | Action::WriteState => {}
         }
@@ -221,9 +224,20 @@ impl Effects {
 
     /// `policy=panic`: the flag on disk, then sysrq `c` (a kernel panic,
     /// which reboots after kernel.panic s); a reboot if that fails.
-    fn panic(&mut self, log: &Log) -> i32 {
+    fn panic(&mut self, m: &Machine, oom_calls: u64, log: &Log) -> i32 {
+        let params = m.params();
+        if m.mode() == Mode::Kernel && params.crashflag {
+            // The policy's line waits for the module's flag: bounded.
+            let content = self.new_flag("panic", m, oom_calls).serialize();
+            self.submit(Job::Settle {
+                flag: params.crashflag_name.clone(),
+                content,
+                limit: SETTLE_LIMIT,
+            });
+        }
         self.drain();
         nix::unistd::sync();
+        panic_must_reboot(&self.root, log);
         if !self.root.is_system() {
             let _ = std::fs::write(self.root.join("run/oom-ext/panic-requested"), "1\n");
             log.err("panic requested (fake root: not panicking)");
@@ -251,5 +265,53 @@ impl Effects {
         let r = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
         log.err(&format!("reboot failed: {r:?}"));
         1
+    }
+}
+
+/// A panic with `kernel.panic=0` halts the machine for good. init sets it
+/// when `policy=panic` is on the command line; a SIGHUP that turned the
+/// policy on later did not, so the panic itself makes sure.
+fn panic_must_reboot(root: &Root, log: &Log) {
+    let now = crate::sysctl::read(root, "kernel.panic").ok();
+    if now.as_deref().and_then(crate::sysctl::parse_int) != Some(0) {
+        return;
+    }
+    let s = crate::init::PANIC_REBOOT_S.to_string();
+    match crate::sysctl::write(root, "kernel.panic", &s) {
+        Ok(()) => log.notice(&format!(
+            "oom_ext.policy=panic needs a reboot after panic: set kernel.panic={s} (was 0)"
+        )),
+        Err(e) => log.warn(&format!(
+            "kernel.panic=0 and it cannot be set ({e}): the panic will halt, not reboot"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::Sink;
+
+    #[test]
+    fn a_panic_sets_kernel_panic_when_it_would_halt_and_leaves_it_otherwise() {
+        let dir =
+            std::env::temp_dir().join(format!("oom-ext-effects-panic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("proc/sys/kernel")).unwrap();
+        std::fs::create_dir_all(dir.join("dev")).unwrap();
+        std::fs::write(dir.join("dev/kmsg"), "").unwrap();
+        let root = Root::new(dir.clone());
+        let log = Log::new(root.clone(), Sink::Kmsg);
+        let panic = dir.join("proc/sys/kernel/panic");
+        std::fs::write(&panic, "0\n").unwrap();
+        panic_must_reboot(&root, &log);
+        let want = format!("{}\n", crate::init::PANIC_REBOOT_S);
+        assert_eq!(std::fs::read_to_string(&panic).unwrap(), want);
+        let logged = std::fs::read_to_string(dir.join("dev/kmsg")).unwrap();
+        assert!(logged.contains("set kernel.panic="), "{logged}");
+        std::fs::write(&panic, "-1\n").unwrap();
+        panic_must_reboot(&root, &log);
+        assert_eq!(std::fs::read_to_string(&panic).unwrap(), "-1\n");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

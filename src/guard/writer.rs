@@ -21,6 +21,8 @@ const SLOW_FLAG_MS: u128 = 500;
 const MAX_PENDING: usize = 32;
 /// The worker's stack: it only formats short lines (mlockall locks it all).
 const STACK_BYTES: usize = 64 * 1024;
+/// How often [`Job::Settle`] looks for the module's flag.
+const SETTLE_POLL: Duration = Duration::from_millis(50);
 
 pub enum Job {
     /// Create the flag at this path with this content (never over an
@@ -34,6 +36,15 @@ pub enum Job {
     },
     /// Remove the flag if this guard created it.
     RemoveOurs,
+    /// Kernel mode, before a deliberate panic: the lines still waiting get
+    /// `limit` for the module's flag (it creates it asynchronously); then
+    /// the guard creates the flag itself with `content` and them, so the
+    /// next boot's report still says why this boot ended.
+    Settle {
+        flag: String,
+        content: String,
+        limit: Duration,
+    },
     /// Kernel mode: the OOM state is over; lines still waiting are dropped.
     DropPending,
     /// Rewrite /run/oom-ext/guard.state.
@@ -103,6 +114,14 @@ impl Files {
                 }
                 ("removing", flag)
             }
+            Job::Settle {
+                flag,
+                content,
+                limit,
+            } => {
+                self.settle(&flag, content, limit);
+                ("settling", flag)
+            }
             Job::DropPending => {
                 self.pending.clear();
                 return;
@@ -136,6 +155,44 @@ impl Files {
             }
         }
         self.pending.truncate(MAX_PENDING);
+    }
+
+    /// [`Job::Settle`].
+    fn settle(&mut self, flag: &str, content: String, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            self.flush_pending(flag);
+            if self.pending.is_empty() {
+                return;
+            }
+            if start.elapsed() >= limit {
+                break;
+            }
+            std::thread::sleep(SETTLE_POLL);
+        }
+        let mut text = content;
+        for line in &self.pending {
+            text.push_str(line);
+        }
+        match flag::create(&self.root, flag, &text) {
+            Ok(()) => {
+                self.pending.clear();
+                self.log.warn(&format!(
+                    "the module's crash flag {flag} did not appear within {} ms: created it with the lines that waited",
+                    limit.as_millis()
+                ));
+            }
+            // The module's came meanwhile (or the path is refused): one try more.
+            Err(e) => {
+                self.flush_pending(flag);
+                if !self.pending.is_empty() {
+                    self.log.warn(&format!(
+                        "cannot create crash flag {flag}: {e}; {} lines lost",
+                        self.pending.len()
+                    ));
+                }
+            }
+        }
     }
 }
 
@@ -282,6 +339,76 @@ mod tests {
             std::fs::read_to_string(&flag).unwrap(),
             "oom_ext_flag=1\nvictim=7 d 8\n"
         );
+        let _ = std::fs::remove_dir_all(root.dir());
+    }
+
+    fn settle(f: &mut Files, limit_ms: u64) {
+        f.run(Job::Settle {
+            flag: "/oomflag".into(),
+            content: "oom_ext_flag=1\nsource=panic\n".into(),
+            limit: Duration::from_millis(limit_ms),
+        });
+    }
+
+    #[test]
+    fn settle_waits_for_the_modules_flag_that_comes_late() {
+        let root = fake_root("settle-late");
+        let flag = root.join("oomflag");
+        let mut f = Files::new(root.clone(), Log::new(root.clone(), Sink::Kmsg));
+        f.run(Job::Append {
+            line: "policy=panic\n".into(),
+            module_flag: Some("/oomflag".into()),
+        });
+        let module = {
+            let flag = flag.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                std::fs::write(&flag, "oom_ext_flag=1\nsource=module\n").unwrap();
+            })
+        };
+        settle(&mut f, 5000);
+        module.join().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&flag).unwrap(),
+            "oom_ext_flag=1\nsource=module\npolicy=panic\n"
+        );
+        let _ = std::fs::remove_dir_all(root.dir());
+    }
+
+    #[test]
+    fn settle_creates_the_flag_when_the_module_never_does() {
+        let root = fake_root("settle-never");
+        let flag = root.join("oomflag");
+        let mut f = Files::new(root.clone(), Log::new(root.clone(), Sink::Kmsg));
+        f.run(Job::Append {
+            line: "policy=panic\n".into(),
+            module_flag: Some("/oomflag".into()),
+        });
+        let start = Instant::now();
+        settle(&mut f, 200);
+        assert!(start.elapsed() >= Duration::from_millis(200));
+        assert_eq!(
+            std::fs::read_to_string(&flag).unwrap(),
+            "oom_ext_flag=1\nsource=panic\npolicy=panic\n"
+        );
+        let log = std::fs::read_to_string(root.join("dev/kmsg")).unwrap();
+        assert!(log.contains("did not appear within 200 ms"), "{log}");
+        // Nothing waits any more: a flag of the next OOM state gets no stale line.
+        std::fs::remove_file(&flag).unwrap();
+        std::fs::write(&flag, "oom_ext_flag=1\n").unwrap();
+        settle(&mut f, 0);
+        assert_eq!(std::fs::read_to_string(&flag).unwrap(), "oom_ext_flag=1\n");
+        let _ = std::fs::remove_dir_all(root.dir());
+    }
+
+    #[test]
+    fn settle_with_nothing_waiting_neither_waits_nor_creates() {
+        let root = fake_root("settle-none");
+        let mut f = Files::new(root.clone(), Log::new(root.clone(), Sink::Kmsg));
+        let start = Instant::now();
+        settle(&mut f, 5000);
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert!(!root.join("oomflag").exists());
         let _ = std::fs::remove_dir_all(root.dir());
     }
 }
