@@ -1,9 +1,10 @@
-//! The executables of /etc/oom-ext/report.d: run in name order, each in a
-//! process group of its own, with the JSON report on a pipe as stdin and
-//! /dev/null as stdout and stderr (nothing of ours to hold open), the
-//! whole group killed when the hook exits or its time is up. Only regular
-//! files (not symlinks), executable, owned by root or by us and not
-//! writable by group or others, are run.
+//! The executables of /etc/oom-ext/report.d (and of kill.d, the guard's
+//! [`crate::policy::kill_hooks`]): run in name order, each in a process
+//! group of its own, with the JSON event on a pipe as stdin and /dev/null
+//! as stdout and stderr (nothing of ours to hold open), the whole group
+//! killed when the hook exits or its time is up. Only regular files (not
+//! symlinks), executable, owned by root or by us and not writable by group
+//! or others, are run.
 
 use crate::log::Log;
 use crate::paths;
@@ -19,9 +20,14 @@ use std::time::{Duration, Instant};
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The hooks to run, in name order, or why one is skipped.
+/// The report hooks to run, in name order, or why one is skipped.
 pub fn list(root: &Root) -> Vec<(String, Result<(), &'static str>)> {
-    let Ok(dir) = rootfs::open_dir(root, paths::REPORT_D) else {
+    list_in(root, paths::REPORT_D)
+}
+
+/// The hooks of directory `dir` (relative to the root), as [`list`].
+pub fn list_in(root: &Root, dir: &str) -> Vec<(String, Result<(), &'static str>)> {
+    let Ok(dir) = rootfs::open_dir(root, dir) else {
         return Vec::new();
     };
     // SAFETY: geteuid has no preconditions.
@@ -81,15 +87,65 @@ fn set_nonblocking(fd: i32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What a hook gets besides its stdin.
+#[derive(Debug, Default)]
+pub struct Child {
+    /// Added to the inherited environment.
+    pub env: Vec<(String, String)>,
+    /// Started by the guard: this `oom_score_adj` file (opened in the child,
+    /// so it is the child's own) is set to 0 and the scheduling policy to
+    /// the normal one, so the hook neither inherits the guard's -1000 nor
+    /// its real-time priority. `None` for report hooks.
+    pub plain: Option<std::ffi::CString>,
+}
+
 /// Runs one hook; returns its exit code (128 + signal when killed by one).
 pub fn run_one(path: &std::path::Path, json: &str, timeout: Duration) -> std::io::Result<i32> {
+    run_child(path, json, &Child::default(), timeout)
+}
+
+/// In the child between fork and exec: only async-signal-safe syscalls.
+fn make_plain(adj: &std::ffi::CStr) {
+    let param: libc::c_int = 0;
+    // SAFETY: plain syscalls on the calling (child) process with a pointer
+    // to a live local and a NUL-terminated path; errors are ignored (the
+    // hook then runs as it is).
+    unsafe {
+        libc::syscall(libc::SYS_sched_setscheduler, 0, libc::SCHED_OTHER, &param);
+        libc::setpriority(libc::PRIO_PROCESS, 0, 0);
+        let fd = libc::open(adj.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            libc::write(fd, b"0\n".as_ptr().cast(), 2);
+            libc::close(fd);
+        }
+    }
+}
+
+/// [`run_one`] with an environment and, for the guard, [`Child::plain`].
+pub fn run_child(
+    path: &std::path::Path,
+    json: &str,
+    spec: &Child,
+    timeout: Duration,
+) -> std::io::Result<i32> {
     use std::os::unix::process::ExitStatusExt;
-    let mut child = Command::new(path)
-        .stdin(Stdio::piped())
+    let mut cmd = Command::new(path);
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
-        .spawn()?;
+        .envs(spec.env.iter().map(|(k, v)| (k, v)));
+    if let Some(adj) = spec.plain.clone() {
+        // SAFETY: the closure only makes async-signal-safe syscalls
+        // (make_plain) and allocates nothing: the path was made before.
+        unsafe {
+            cmd.pre_exec(move || {
+                make_plain(&adj);
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd.spawn()?;
     // Its pid is its process group's id (process_group(0)).
     let group = Pid::from_raw(child.id() as i32);
     // A hook that does not read its input must not block us (a report can

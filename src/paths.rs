@@ -13,6 +13,8 @@ pub const PARAMS: &str = "run/oom-ext/params";
 pub const GUARD_STATE: &str = "run/oom-ext/guard.state";
 pub const HISTORY: &str = "var/lib/oom-ext/history";
 pub const REPORT_D: &str = "etc/oom-ext/report.d";
+/// Run by the guard after each of its kills (docs/policy.md).
+pub const KILL_D: &str = "etc/oom-ext/kill.d";
 pub const MODULE_STATUS: &str = "sys/kernel/oom_ext/status";
 pub const MODULE_TRIGGER: &str = "sys/kernel/oom_ext/trigger";
 pub const PSI_MEMORY: &str = "proc/pressure/memory";

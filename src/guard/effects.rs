@@ -12,6 +12,7 @@ use crate::log::Log;
 use crate::params::Params;
 use crate::paths;
 use crate::policy::act::{Chooser, Outcome as KillOutcome, Settings};
+use crate::policy::kill_hooks::{self, KillHooks};
 use crate::root::Root;
 use crate::rootfs;
 use crate::runtime::Mode;
@@ -42,6 +43,8 @@ pub(super) struct Effects {
     writer: Option<Writer>,
     /// Who dies when the machine asks for a kill (docs/policy.md).
     chooser: Chooser,
+    /// /etc/oom-ext/kill.d, run off the loop after each kill.
+    kill_hooks: KillHooks,
 }
 
 /// The policy's settings from the parameters.
@@ -59,6 +62,7 @@ impl Effects {
         Effects {
             files: Some(Files::new(root.clone(), log.clone())),
             chooser: Chooser::new(&root, policy_settings(params), log),
+            kill_hooks: KillHooks::new(root.clone(), log.clone(), kill_hooks::TIMEOUT),
             root,
             buffer,
             writer: None,
@@ -142,7 +146,10 @@ impl Effects {
     /// kill failed. The victims killed here, for the machine to await.
     fn kill(&mut self, log: &Log) -> Vec<Victim> {
         match self.chooser.kill(now_ms(), log) {
-            KillOutcome::Killed(v) => return v,
+            KillOutcome::Killed(v, events) => {
+                self.kill_hooks.send(events);
+                return v;
+            }
             KillOutcome::DryRun => {}
             KillOutcome::Fallback => {
                 log.warn("falling back to sysrq f: the kernel's OOM killer picks the victim");

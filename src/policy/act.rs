@@ -5,6 +5,7 @@
 //! and falls back to sysrq `f` on [`Outcome::Fallback`].
 
 use super::kill::{kill_group, kill_process};
+use super::kill_hooks::KillEvent;
 use super::parent::{blameable, ParentId, Parents};
 use super::rank::{describe, ranked, Choice, Context, Listed};
 use super::rules::{Policy, Verb};
@@ -51,8 +52,9 @@ pub struct Config {
 
 #[derive(Debug)]
 pub enum Outcome {
-    /// Killed (the victim, and its parent when parent_max says so).
-    Killed(Vec<Victim>),
+    /// Killed (the victim, and its parent when parent_max says so): what
+    /// the machine awaits, and what the kill.d hooks are told.
+    Killed(Vec<Victim>, Vec<KillEvent>),
     /// Dry run: the choice was logged, nobody was killed.
     DryRun,
     /// No candidate, or the kill failed: the caller writes sysrq `f`.
@@ -408,6 +410,16 @@ fn kill_from(
         .find(|p| p.pid == v.ppid)
         .filter(|p| blameable(p, &ctx));
     let mut killed = vec![first];
+    let mut events = vec![KillEvent {
+        kind: "kill",
+        pid: v.pid,
+        comm: v.name.clone(),
+        unit: v.unit().unwrap_or("").to_string(),
+        cgroup: group.clone().unwrap_or_default(),
+        reason: choice.victim.why.to_string(),
+        freed_kb: v.rss_kb,
+        unix_time: crate::log::unix_now(),
+    }];
     log.event(
         Level::Notice,
         &format!("killed {}", choice.describe(group.as_deref())),
@@ -439,12 +451,25 @@ fn kill_from(
                         ],
                     );
                     killed.push(k);
+                    events.push(KillEvent {
+                        kind: "parent",
+                        pid: pp.pid,
+                        comm: pp.name.clone(),
+                        unit: pp.unit().unwrap_or("").to_string(),
+                        cgroup: String::new(),
+                        reason: format!(
+                            "parent_max={} of its children were OOM victims (the last {})",
+                            parents.max, v.pid
+                        ),
+                        freed_kb: pp.rss_kb,
+                        unix_time: crate::log::unix_now(),
+                    });
                 }
                 Err(e) => log.warn(&format!("parent_max: {}", e.why)),
             }
         }
     }
-    Outcome::Killed(killed)
+    Outcome::Killed(killed, events)
 }
 
 #[cfg(test)]
@@ -519,7 +544,13 @@ mod tests {
         let logged = std::fs::read_to_string(dir.join("dev/kmsg")).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         match o {
-            Outcome::Killed(v) => assert_eq!(v.iter().map(|v| v.pid).collect::<Vec<_>>(), [b.id()]),
+            Outcome::Killed(v, ev) => {
+                assert_eq!(v.iter().map(|v| v.pid).collect::<Vec<_>>(), [b.id()]);
+                assert_eq!(
+                    ev.iter().map(|e| (e.kind, e.pid)).collect::<Vec<_>>(),
+                    [("kill", b.id())]
+                );
+            }
             o => panic!("{o:?}"),
         }
         assert_eq!(b_status.signal(), Some(libc::SIGKILL));

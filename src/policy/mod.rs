@@ -11,6 +11,7 @@
 pub mod act;
 pub mod align;
 pub mod kill;
+pub mod kill_hooks;
 pub mod load;
 pub mod parent;
 pub mod pattern;
