@@ -115,17 +115,17 @@ static unsigned long floor_pages(void)
 }
 
 /*
- * Grow the live buffer toward oom_ext_target_pages(), one chunk at a time, each
- * published under oom_ext_st.lock as it arrives: an OOM meanwhile releases what is
- * there, and the growth stops at the first chunk that finds the state
- * changed (an OOM entry since @events, not armed, or exiting). A chunk is
- * only taken while MemAvailable stays above it plus OOM_END_MIN_AVAIL_MIB,
- * so a resize on a loaded machine stops short instead of reclaiming down
- * to the watermarks. oom_ext_cfg_lock held.
+ * Grow the live buffer toward oom_ext_target_pages(), one chunk at a time,
+ * each published under oom_ext_st.lock as it arrives: an OOM meanwhile
+ * releases what is there, and the growth stops at the first chunk that
+ * finds the state changed (an OOM entry since @events, not armed, or
+ * exiting). A chunk is only taken while MemAvailable stays above it plus
+ * OOM_END_MIN_AVAIL_MIB, so a resize on a loaded machine stops short
+ * instead of reclaiming down to the watermarks. oom_ext_cfg_lock held.
  */
 static void buffer_grow(unsigned long events)
 {
-	unsigned int order = CHUNK_MAX_ORDER;
+	unsigned int order = CHUNK_MAX_ORDER, chunks = 0;
 	unsigned long flags, have, want;
 	struct page *page;
 	long avail;
@@ -167,18 +167,24 @@ static void buffer_grow(unsigned long events)
 			__free_pages(page, order);
 			return;
 		}
+		oom_ext_test_grow_published(++chunks);
 		cond_resched();
 	}
 }
 
-static void log_reserved(void)
+/* After a growth that started at OOM entry number @events. */
+static void log_reserved(unsigned long events)
 {
 	unsigned long flags, got, target = oom_ext_target_pages();
+	bool entered;
 
 	spin_lock_irqsave(&oom_ext_st.lock, flags);
 	got = oom_ext_st.reserved;
+	entered = oom_ext_st.oom_events != events;
 	spin_unlock_irqrestore(&oom_ext_st.lock, flags);
-	if (got < target)
+	if (entered)
+		pr_info("buffer growth stopped: the OOM state was entered meanwhile\n");
+	else if (got < target)
 		pr_warn("reserved %lu KiB of the %lu KiB asked for (MemAvailable short or memory fragmented)\n",
 			got << (PAGE_SHIFT - 10), target << (PAGE_SHIFT - 10));
 	else
@@ -217,7 +223,7 @@ void oom_ext_buffer_resize(void)
 	oom_ext_chunks_free(&list);
 
 	buffer_grow(events);
-	log_reserved();
+	log_reserved(events);
 	oom_ext_notify_status();
 }
 
@@ -267,6 +273,7 @@ unsigned long oom_ext_enter(enum oom_ext_source source)
 			oom_ext_st.reserved = 0;
 			oom_ext_st.releases++;
 		}
+		oom_ext_st.last_release = pages;
 		cancel_delayed_work(&oom_ext_st.rearm_work);
 		grace = READ_ONCE(oom_ext_gracetime);
 		if (grace) {
@@ -393,7 +400,7 @@ static void rearm_work_fn(struct work_struct *work)
 	}
 	spin_unlock_irqrestore(&oom_ext_st.lock, flags);
 	pr_info("re-arm took %llu us\n", dt / NSEC_PER_USEC);
-	log_reserved();
+	log_reserved(events);
 out:
 	if (go)
 		oom_ext_notify_status();

@@ -3,8 +3,8 @@
  * What the parts of oom_ext.ko share: core.c (buffer, OOM state machine,
  * crash-flag work), main.c (module init/exit), sysfs.c (status, trigger),
  * tunables.c (sysctls and module parameters), tunable_hooks.c (what a
- * changed tunable does), crashflag.c (the flag file). Included first by
- * each, for pr_fmt.
+ * changed tunable does), crashflag.c (the flag file); test_knobs.c in a
+ * test build only. Included first by each, for pr_fmt.
  */
 #ifndef OOM_EXT_H
 #define OOM_EXT_H
@@ -58,6 +58,7 @@ struct oom_ext_st {
 	enum oom_ext_source source;
 	unsigned long oom_events, oom_calls, releases, rearms;
 	u64 release_ns, rearm_ns;	/* last measured durations */
+	unsigned long last_release;	/* pages the last OOM entry released */
 	bool rearm_short_logged;
 	/* crash flag, written by flag_work */
 	enum oom_ext_flag flag;
@@ -110,6 +111,16 @@ int oom_ext_sysfs_create(void);
 void oom_ext_sysfs_remove(void);
 void oom_ext_sysfs_put(void);
 void oom_ext_notify_status(void);
+
+/*
+ * test_knobs.c, only in a test build (make OOM_EXT_TEST=y): called by a
+ * buffer growth after it published its @chunks-th chunk.
+ */
+#ifdef OOM_EXT_TEST
+void oom_ext_test_grow_published(unsigned int chunks);
+#else
+static inline void oom_ext_test_grow_published(unsigned int chunks) { }
+#endif
 
 /* crashflag.c */
 bool oom_ext_flag_name_valid(const char *s);

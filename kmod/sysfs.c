@@ -28,6 +28,7 @@ static ssize_t status_show(struct kobject *kobj, struct kobj_attribute *attr,
 			   char *buf)
 {
 	unsigned long flags, reserved, events, calls, releases, rearms;
+	unsigned long last_release;
 	enum oom_ext_state state;
 	enum oom_ext_source source;
 	char flag_path[FLAG_NAME_MAX + 1];
@@ -48,16 +49,18 @@ static ssize_t status_show(struct kobject *kobj, struct kobj_attribute *attr,
 		sizeof(flag_path));
 	rel_ns = oom_ext_st.release_ns;
 	rearm_ns = oom_ext_st.rearm_ns;
+	last_release = oom_ext_st.last_release;
 	spin_unlock_irqrestore(&oom_ext_st.lock, flags);
 
 	return sysfs_emit(buf,
-			  "state=%s\nreserved_bytes=%lu\ntarget_bytes=%lu\noom_events=%lu\noom_calls=%lu\nreleases=%lu\nrearms=%lu\nstate_ms=%llu\nlast_source=%s\nflag=%s\nflag_path=%s\nrelease_ns=%llu\nrearm_ns=%llu\n",
+			  "state=%s\nreserved_bytes=%lu\ntarget_bytes=%lu\noom_events=%lu\noom_calls=%lu\nreleases=%lu\nrearms=%lu\nstate_ms=%llu\nlast_source=%s\nflag=%s\nflag_path=%s\nrelease_ns=%llu\nrearm_ns=%llu\nlast_release_bytes=%lu\n",
 			  oom_ext_state_names[state], reserved << PAGE_SHIFT,
 			  oom_ext_target_pages() << PAGE_SHIFT, events, calls,
 			  releases, rearms,
 			  (ktime_get_boottime_ns() - since) / NSEC_PER_MSEC,
 			  oom_ext_source_names[source], oom_ext_flag_names[flag],
-			  flag_path, rel_ns, rearm_ns);
+			  flag_path, rel_ns, rearm_ns,
+			  last_release << PAGE_SHIFT);
 }
 
 static ssize_t trigger_store(struct kobject *kobj, struct kobj_attribute *attr,

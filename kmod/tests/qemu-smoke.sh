@@ -5,8 +5,10 @@
 #   main   parameters, sysctls, bad values (EINVAL, unchanged), run-time
 #          bufsize, concurrent writers, trigger + poll(), unload during OOM,
 #          load/unload cycles vs MemFree, bad module parameters, symlinked
-#          flag path, a real OOM (release, flag format, end of state, flag
-#          removal, re-arm after resettime)
+#          flag path, an OOM entry during a bufsize write and a re-arm
+#          (with the test build oom_ext-test.ko, held mid-growth), a real
+#          OOM (release, flag format, end of state, flag removal, re-arm
+#          after resettime)
 #   panic  gracetime=7 with kernel.panic=1 under a persistent OOM, the
 #          flag's directory created only after gracetime: the kernel waits
 #          for the retried flag, panics with oom_ext's message and reboots;
@@ -40,19 +42,20 @@ result() { # result PASS|FAIL TEXT
 	if [ "$1" = PASS ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 }
 
-"$here/../build-all.sh" "$out/ko" >"$out/build.log" 2>&1 || {
+"$here/../build-all.sh" --test "$out/ko" >"$out/build.log" 2>&1 || {
 	cat "$out/build.log"
-	result FAIL "module build (W=1, no warnings)"
+	result FAIL "module build and test build (W=1, no warnings)"
 	echo "$passed passed, $failed failed"
 	exit 1
 }
-result PASS "module build (W=1, no warnings) for: $kvers"
+result PASS "module build and test build (W=1, no warnings) for: $kvers"
 build_hog "$out/hog"
 
 for kver in $kvers; do
 	vmlinuz=$(vmlinuz_of "$kver")
 	initrd="$out/$kver.initrd.gz"
-	build_initramfs "$out/ko/$kver/oom_ext.ko" "$out/hog" "$initrd" "$(ramoops_dir "$kver")"
+	build_initramfs "$out/ko/$kver/oom_ext.ko" "$out/hog" "$initrd" "$(ramoops_dir "$kver")" \
+		"$out/ko/$kver/oom_ext-test.ko"
 
 	log="$out/$kver.main.log"
 	rc=0

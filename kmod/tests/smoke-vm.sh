@@ -9,13 +9,15 @@ build_hog() {
 	gcc -static -O2 -Wall -Wextra -Werror -o "$1" "$smoke_dir/guest/hog.c"
 }
 
-# build_initramfs KO HOG OUT [KODIR]: a gzip'd newc cpio with busybox,
-# /init, the module and the hog; KODIR's *.ko go to /pstore (ramoops).
+# build_initramfs KO HOG OUT [KODIR [TESTKO]]: a gzip'd newc cpio with
+# busybox, /init, the module and the hog; KODIR's *.ko go to /pstore
+# (ramoops), TESTKO (the test build) to /oom_ext-test.ko.
 build_initramfs() {
-	local ko=$1 hog=$2 out=$3 kodir=${4:-} root
+	local ko=$1 hog=$2 out=$3 kodir=${4:-} testko=${5:-} root
 	root=$(mktemp -d)
 	mkdir -p "$root/bin" "$root/pstore"
 	if [ -n "$kodir" ]; then cp "$kodir"/*.ko "$root/pstore/"; fi
+	if [ -n "$testko" ]; then cp "$testko" "$root/oom_ext-test.ko"; fi
 	cp /bin/busybox "$root/bin/busybox"
 	cp "$smoke_dir/guest/init" "$root/init"
 	cp "$ko" "$root/oom_ext.ko"
