@@ -20,6 +20,8 @@ pub struct Status {
     pub guard_state: Option<GuardState>,
     pub last_report: Option<(String, String)>,
     pub reports: usize,
+    /// The victim policy: settings, rules per file, problems, victims list.
+    pub policy: Option<crate::policy::view::View>,
 }
 
 /// The `"summary":"..."` of an archived report (our own JSON writer's form).
@@ -104,6 +106,7 @@ pub fn gather(root: &Root) -> Status {
     s.mode = Some(mode.as_str().to_string());
     s.reports = history::entries(root).len();
     s.last_report = last_report(root);
+    s.policy = Some(crate::policy::view::gather(root));
     s
 }
 
@@ -210,6 +213,9 @@ impl Status {
         if let Some(psi) = self.psi() {
             let _ = writeln!(s, "stall guard:   psi {}", cmdline::escape_value(psi));
         }
+        if let Some(p) = &self.policy {
+            s.push_str(&p.human());
+        }
         let _ = match &self.last_report {
             Some((p, sum)) => writeln!(
                 s,
@@ -242,6 +248,12 @@ impl Status {
             .opt_num("guard_pid", self.guard_pid.map(u64::from))
             .bool("guard_running", self.guard_alive)
             .opt_str("psi", self.psi())
+            .raw(
+                "policy",
+                self.policy
+                    .as_ref()
+                    .map_or_else(|| "null".into(), |p| p.json()),
+            )
             .raw(
                 "last_report",
                 self.last_report

@@ -19,6 +19,7 @@ pub mod proctable;
 pub mod rank;
 pub mod rules;
 pub mod scope;
+pub mod view;
 
 /// One process (thread group) as the chooser sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
