@@ -120,6 +120,7 @@ def summarize(outcomes, workloads, guards):
                     psi=_med(o.psi_some_ms for o in sel),
                     wake=_med(c[0] for c in costs), cpu=_med(c[1] for c in costs), rss=_med(c[2] for c in costs),
                     exe=sorted({o.facts.get("idle_exe", "") for o in sel} - {""}),
+                    params=sorted({o.facts.get("params_file", "").strip() for o in sel} - {""}),
                     oom_ext_size=next((o.facts["oom_ext_size"] for o in sel if o.facts.get("oom_ext_size")), None)))
     return rows
 
@@ -177,6 +178,7 @@ def markdown(rows, meta, workloads, guards):
            "command of the full run: [stall-benchmark.md](../stall-benchmark.md).", ""]
     for k, v in meta.items():
         out.append(f"- {k}: {v}")
+    out += params_lines(rows)
     out += ["", "Guards: " + "; ".join(f"{label(g)}: {GUARD_DOCS.get(g, g)}" for g in guards) + ".", "",
             "Workloads: " + "; ".join(f"{w}: {stall.WORKLOADS[w].doc}" for w in workloads) + ".", ""]
     for k in kernels:
@@ -227,6 +229,22 @@ def markdown(rows, meta, workloads, guards):
     return "\n".join(out)
 
 
+def params_lines(rows):
+    """The parameters oom_ext ran with, as the guests reported them (a default may change between runs)."""
+    seen = {}
+    for r in rows:
+        if not r["guard"].startswith("oom_ext"):    # the others run with oom_ext=0
+            continue
+        for p in r.get("params", []):
+            seen.setdefault(p, set()).add(label(r["guard"]))
+    if not seen:
+        return []
+    out = ["- oom_ext's parameters in the guest (`/run/oom-ext/params`):"]
+    for p, guards in seen.items():
+        out.append(f"  - {', '.join(sorted(guards))}: `{p}`")
+    return out
+
+
 def _f(v, digits):
     return "–" if v is None else f"{v:.{digits}f}"
 
@@ -234,7 +252,7 @@ def _f(v, digits):
 CSV_FIELDS = ["workload", "guard", "kernel", "status", "finished", "memory_pressure", "worst_gap_s", "p99_gap_s", "answer_s",
               "host_gap_s", "noise_s", "kills", "intended_kills", "innocent_kills", "victims", "killed_by",
               "job_survived", "rebooted", "report_named", "bystander_alive", "idle_wakeups_per_s",
-              "idle_cpu_ms_per_60s", "idle_rss_kb", "detail"]
+              "idle_cpu_ms_per_60s", "idle_rss_kb", "oom_ext_params", "detail"]
 
 
 def run_record(o):
@@ -248,7 +266,7 @@ def run_record(o):
         victims=" ".join(k.comm for k in o.kills), killed_by=" ".join(sorted({k.by for k in o.kills})),
         job_survived=o.job_survived, rebooted=o.rebooted, report_named=o.report_named,
         bystander_alive=o.bystander_alive, idle_wakeups_per_s=wake, idle_cpu_ms_per_60s=cpu, idle_rss_kb=rss,
-        detail=o.detail)
+        oom_ext_params=o.facts.get("params_file", "").strip() or None, detail=o.detail)
 
 
 def _sec(ms):

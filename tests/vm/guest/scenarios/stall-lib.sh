@@ -147,6 +147,9 @@ stall_setup_guard() {
 	report_mode
 	result psi_param "$(sed -n 's/^psi=//p' /run/oom-ext/params 2>/dev/null)"
 	result psi_trigger_params "$(grep '^psi_' /run/oom-ext/params 2>/dev/null | tr '\n' ' ')"
+	# Every parameter the guard runs with (the benchmark's tables record them:
+	# a default may change between two runs).
+	result params_file "$(tr '\n' ' ' < /run/oom-ext/params 2>/dev/null)"
 	local pid
 	pid=$(cat /run/oom-ext/guard.pid 2>/dev/null)
 	if [ -n "$pid" ] && [ -d "/proc/$pid" ]; then
