@@ -215,8 +215,10 @@ def markdown(rows, meta, workloads, guards):
     idle = [r for r in rows if r["workload"] == "idle"]
     if idle:
         out += ["", "## Idle cost over 60 s (calm machine, no workload)", "",
-                "wake-ups = voluntary + involuntary context switches of the guard's processes per second; "
-                "CPU = their user + system time per 60 s; RSS = their resident memory.", "",
+                "wake-ups = voluntary + involuntary context switches of the guard's processes (all their "
+                "threads) per second; "
+                "CPU = their user + system time per 60 s; RSS = their resident memory (oom_ext in fallback mode: with "
+                "the emergency buffer it locks itself, `bufsize` MiB; in kernel mode the module holds it).", "",
                 "| kernel | guard | runs | wake-ups/s | CPU ms per 60 s | RSS kB | program (bytes) |",
                 "|---|---|---|---|---|---|---|"]
         for r in idle:

@@ -375,7 +375,9 @@ stall_idle() {
 	sample() {
 		local c=0 t=0 p v n
 		for p in $pids; do
-			v=$(awk '/^(non)?voluntary_ctxt_switches/ {s += $2} END {print s + 0}' "/proc/$p/status" 2>/dev/null)
+			# Every thread's: /proc/PID/status counts the main thread's only.
+			v=$(cat "/proc/$p"/task/*/status 2>/dev/null |
+				awk '/^(non)?voluntary_ctxt_switches/ {s += $2} END {print s + 0}')
 			n=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null)
 			c=$((c + ${v:-0})); t=$((t + ${n:-0}))
 		done
@@ -390,6 +392,7 @@ stall_idle() {
 		rss=$((rss + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)))
 		exe=$(readlink "/proc/$pid/exe")
 		result idle_exe "$exe $(stat -c %s "$exe" 2>/dev/null)"
+		result idle_threads "$(find "/proc/$pid/task" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
 	done
 	result idle_seconds "$seconds"
 	result idle_wakeups $((ctx1 - ctx0))
