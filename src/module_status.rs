@@ -15,6 +15,25 @@ pub struct ModuleStatus {
     pub state_ms: Option<u64>,
     pub last_source: Option<String>,
     pub flag: Option<String>,
+    /// What the last OOM entry released (0: no buffer). `None` from a
+    /// module older than the key.
+    pub last_release_bytes: Option<u64>,
+}
+
+impl ModuleStatus {
+    /// "the last OOM entry released N MiB" (KiB below 1 MiB), or `None`
+    /// before the first OOM entry and from a module older than the key.
+    pub fn last_release(&self) -> Option<String> {
+        let b = self.last_release_bytes?;
+        if self.oom_events == Some(0) {
+            return None;
+        }
+        Some(match b {
+            0 => "the last OOM entry found no buffer to release".into(),
+            b if b < 1 << 20 => format!("the last OOM entry released {} KiB", b >> 10),
+            b => format!("the last OOM entry released {} MiB", b >> 20),
+        })
+    }
 }
 
 /// A word value: short, plain ASCII; anything else is dropped.
@@ -53,6 +72,7 @@ pub fn parse(text: impl AsRef<[u8]>) -> ModuleStatus {
             "state_ms" => s.state_ms = n(),
             "last_source" => s.last_source = word(v),
             "flag" => s.flag = word(v),
+            "last_release_bytes" => s.last_release_bytes = n(),
             _ => {}
         }
     }
@@ -70,6 +90,41 @@ mod tests {
         assert_eq!(s.reserved_bytes, Some(33554432));
         assert_eq!(s.state_ms, Some(1234));
         assert_eq!(s.flag.as_deref(), Some("absent"));
+        // The contract's example predates last_release_bytes: an older
+        // module's status parses, the key is just unknown.
+        assert_eq!(s.last_release_bytes, None);
+    }
+
+    #[test]
+    fn last_release_bytes_from_a_current_module() {
+        // Verbatim from the smoke VM (6.12): a trigger during a held growth.
+        let s = parse("state=oom\nreserved_bytes=0\ntarget_bytes=33554432\noom_events=1\noom_calls=0\nreleases=1\nrearms=0\nstate_ms=12\nlast_source=trigger\nflag=absent\nflag_path=\nrelease_ns=40123\nrearm_ns=0\nlast_release_bytes=6291456\n");
+        assert_eq!(s.last_release_bytes, Some(6291456));
+        assert_eq!(s.state.as_deref(), Some("oom"));
+        assert_eq!(parse("last_release_bytes=0\n").last_release_bytes, Some(0));
+        assert_eq!(parse("last_release_bytes=-1\n").last_release_bytes, None);
+        assert_eq!(parse("last_release_bytes=6MiB\n").last_release_bytes, None);
+    }
+
+    #[test]
+    fn last_release_wording() {
+        let st = |t: &str| parse(t).last_release();
+        assert_eq!(
+            st("oom_events=2\nlast_release_bytes=6291456\n").as_deref(),
+            Some("the last OOM entry released 6 MiB")
+        );
+        assert_eq!(
+            st("oom_events=1\nlast_release_bytes=12288\n").as_deref(),
+            Some("the last OOM entry released 12 KiB")
+        );
+        assert_eq!(
+            st("oom_events=1\nlast_release_bytes=0\n").as_deref(),
+            Some("the last OOM entry found no buffer to release")
+        );
+        // No OOM entry yet: nothing to say.
+        assert_eq!(st("oom_events=0\nlast_release_bytes=0\n"), None);
+        // An older module without the key.
+        assert_eq!(st("state=oom\noom_events=3\nreleases=3\n"), None);
     }
 
     #[test]

@@ -171,10 +171,13 @@ impl Status {
         let _ = writeln!(
             s,
             "module:        {}",
-            if self.module_loaded {
-                "loaded"
-            } else {
-                "not loaded"
+            match (
+                self.module_loaded,
+                self.module.as_ref().and_then(|m| m.last_release())
+            ) {
+                (true, Some(r)) => format!("loaded ({r})"),
+                (true, None) => "loaded".into(),
+                (false, _) => "not loaded".into(),
             }
         );
         for (k, v) in &self.sysctls {
@@ -242,6 +245,10 @@ impl Status {
             .str("state", &self.state())
             .num("buffer_bytes", self.buffer_bytes())
             .bool("module_loaded", self.module_loaded)
+            .opt_num(
+                "last_release_bytes",
+                self.module.as_ref().and_then(|m| m.last_release_bytes),
+            )
             .raw("sysctls", sysctls)
             .opt_str("kernel_panic", self.kernel_panic.as_deref())
             .raw("counters", counters)
