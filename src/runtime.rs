@@ -34,12 +34,6 @@ impl Mode {
     }
 }
 
-/// Writes a small run-time file atomically: an unpredictable `O_EXCL` temp
-/// file in its directory, then rename (crate::rootfs::replace_at).
-pub fn write_atomic(path: &std::path::Path, content: &str) -> std::io::Result<()> {
-    Ok(rootfs::replace_at(path, content.as_bytes(), 0o644)?)
-}
-
 /// The configuration in effect.
 #[derive(Debug, Clone)]
 pub struct Config {

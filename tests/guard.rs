@@ -489,3 +489,55 @@ fn fallback_policy_panic_reboots_at_the_first_oom_and_the_report_names_it() {
     drop(kmsg);
     std::fs::remove_dir_all(root).unwrap();
 }
+
+#[test]
+fn pid_and_state_files_replace_links_and_never_write_through_them() {
+    let root = fake_root("links", "fallback", "bufsize=0\npsi=0\n");
+    let victim = root.join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    for f in ["guard.pid", "guard.state"] {
+        std::os::unix::fs::symlink(&victim, root.join("run/oom-ext").join(f)).unwrap();
+    }
+    let child = guard(&root, &[]);
+    let pid = child.id();
+    wait_for(&root.join("run/oom-ext/guard.state"), "pid=");
+    wait_for(&root.join("run/oom-ext/guard.pid"), &pid.to_string());
+    for f in ["guard.pid", "guard.state"] {
+        let m = std::fs::symlink_metadata(root.join("run/oom-ext").join(f)).unwrap();
+        assert!(m.file_type().is_file(), "{f} is still a link");
+    }
+    assert!(stop(child).success());
+    assert!(
+        !root.join("run/oom-ext/guard.pid").exists(),
+        "removed at the stop"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_run_dir_linked_out_of_the_root_gets_no_lock_or_pid_file() {
+    let root = fake_root("rundir", "fallback", "bufsize=0\npsi=0\n");
+    let outside = root.with_extension("outside");
+    let _ = std::fs::remove_dir_all(&outside);
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::remove_dir_all(root.join("run/oom-ext")).unwrap();
+    // Absolute: inside the root it names <root>/<outside>, which is absent.
+    std::os::unix::fs::symlink(&outside, root.join("run/oom-ext")).unwrap();
+    let mut child = guard(&root, &[]);
+    let start = Instant::now();
+    let st = loop {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "guard ran on");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(st.code(), Some(1), "cannot lock: exits 1");
+    let left: Vec<_> = std::fs::read_dir(&outside).unwrap().collect();
+    assert!(left.is_empty(), "written outside the root: {left:?}");
+    let log = std::fs::read_to_string(root.join("dev/kmsg")).unwrap();
+    assert!(log.contains("cannot lock /run/oom-ext/guard.lock"), "{log}");
+    std::fs::remove_dir_all(&root).unwrap();
+    std::fs::remove_dir_all(&outside).unwrap();
+}

@@ -225,8 +225,8 @@ impl Effects {
         // reported on the next boot.
         self.submit(Job::RemoveOurs);
         self.drain();
-        let _ = std::fs::remove_file(self.root.join(paths::PIDFILE));
-        let _ = std::fs::remove_file(self.root.join(paths::GUARD_STATE));
+        super::setup::remove_pidfile(&self.root);
+        let _ = rootfs::remove(&self.root, paths::GUARD_STATE);
     }
 
     /// `policy=panic`: the flag on disk, then sysrq `c` (a kernel panic,
@@ -246,7 +246,7 @@ impl Effects {
         nix::unistd::sync();
         panic_must_reboot(&self.root, log);
         if !self.root.is_system() {
-            let _ = std::fs::write(self.root.join("run/oom-ext/panic-requested"), "1\n");
+            let _ = rootfs::replace(&self.root, "run/oom-ext/panic-requested", b"1\n", 0o644);
             log.err("panic requested (fake root: not panicking)");
             return 0;
         }

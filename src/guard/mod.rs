@@ -23,7 +23,7 @@ pub mod writer;
 use crate::log::Log;
 use crate::paths;
 use crate::root::Root;
-use crate::runtime::{write_atomic, Mode};
+use crate::runtime::Mode;
 pub use crate::sys::now_ms;
 use event_loop::Guard;
 use setup::Lock;
@@ -47,7 +47,7 @@ pub fn run(root: &Root, log: &mut Log, opts: Options) -> i32 {
                 .unwrap_or_else(|| "unknown".into());
             if opts.adopt {
                 if let Some(p) = pid {
-                    if let Err(e) = write_atomic(&root.join(paths::PIDFILE), &format!("{p}\n")) {
+                    if let Err(e) = setup::write_pidfile(root, p) {
                         log.err(&format!("cannot write {}: {e}", paths::PIDFILE));
                         return 1;
                     }
@@ -94,7 +94,7 @@ pub fn run(root: &Root, log: &mut Log, opts: Options) -> i32 {
     let (mode, params) = setup::load_config(root, log);
     if mode == Mode::Off || !params.enabled {
         log.info("oom-ext is off (oom_ext=0): guard not needed, exiting");
-        let _ = std::fs::remove_file(root.join(paths::PIDFILE));
+        setup::remove_pidfile(root);
         return 0;
     }
     setup::harden(root, log);

@@ -6,8 +6,8 @@ use crate::log::Log;
 use crate::params::Params;
 use crate::paths;
 use crate::root::Root;
-use crate::runtime::{write_atomic, Config, Mode};
-use crate::sys;
+use crate::runtime::{Config, Mode};
+use crate::{rootfs, sys};
 use nix::sys::signal::{SigSet, Signal};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -20,7 +20,10 @@ pub(super) fn load_config(root: &Root, log: &Log) -> (Mode, Params) {
         log.warn(pr);
     }
     (
-        c.mode(root.join(paths::MODULE_STATUS).exists(), true),
+        c.mode(
+            rootfs::read_small(root, paths::MODULE_STATUS).is_some(),
+            true,
+        ),
         c.params,
     )
 }
@@ -33,7 +36,7 @@ pub(super) enum Lock {
 }
 
 pub(super) fn take_lock(root: &Root, resume: bool) -> std::io::Result<Lock> {
-    std::fs::create_dir_all(root.join(paths::RUN_DIR))?;
+    rootfs::create_dir_all(root, paths::RUN_DIR, 0o755)?;
     let path = root.join(paths::LOCKFILE);
     // Not O_CLOEXEC: the lock must stay held across the re-exec after
     // switch-root (same pid, same open file description).
@@ -69,7 +72,23 @@ pub(super) fn write_pid(root: &Root, lock: &mut std::fs::File, pid: u32) -> std:
     lock.seek(SeekFrom::Start(0))?;
     lock.write_all(line.as_bytes())?;
     lock.set_len(line.len() as u64)?;
-    write_atomic(&root.join(paths::PIDFILE), &format!("{pid}\n"))
+    write_pidfile(root, pid)
+}
+
+/// `/run/oom-ext/guard.pid`, replaced inside the root (a link there is
+/// replaced, not followed).
+pub(super) fn write_pidfile(root: &Root, pid: u32) -> std::io::Result<()> {
+    Ok(rootfs::replace(
+        root,
+        paths::PIDFILE,
+        format!("{pid}\n").as_bytes(),
+        0o644,
+    )?)
+}
+
+/// Removes the pid file (the entry itself, inside the root).
+pub(super) fn remove_pidfile(root: &Root) {
+    let _ = rootfs::remove(root, paths::PIDFILE);
 }
 
 /// Locks memory and shields the guard from the OOM killer.

@@ -275,8 +275,9 @@ impl Sources {
                 .map(|p| p.wrapping_mul(page_kb)),
             psi_full_us: self
                 .harm
-                .then(|| std::fs::read_to_string(self.root.join(paths::PSI_MEMORY)).ok())
+                .then(|| crate::rootfs::read_small(&self.root, paths::PSI_MEMORY))
                 .flatten()
+                .and_then(|b| String::from_utf8(b).ok())
                 .as_deref()
                 .and_then(kernel_text::psi_full_total_us),
             swap_free_kb: meminfo.as_deref().and_then(kernel_text::swap_free_kb),

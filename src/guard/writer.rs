@@ -11,7 +11,6 @@ use crate::flag;
 use crate::log::Log;
 use crate::paths;
 use crate::root::Root;
-use crate::runtime::write_atomic;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::time::{Duration, Instant};
 
@@ -127,7 +126,8 @@ impl Files {
                 return;
             }
             Job::State(text) => {
-                let _ = write_atomic(&self.root.join(paths::GUARD_STATE), &text);
+                let _ =
+                    crate::rootfs::replace(&self.root, paths::GUARD_STATE, text.as_bytes(), 0o644);
                 return;
             }
             Job::Barrier(done) => {
