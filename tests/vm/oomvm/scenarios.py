@@ -263,9 +263,20 @@ POLICY_HOLDERS = ("lista", "listb", "smallpref", "keeper")
 
 def check_policy(e):
     """Issue 17: dry run kills nobody and logs its choice; then the run-time list in order, a preferred
-    small process before bigger ones, and a protected process (the kernel's first choice) survives."""
-    if not e.finished():
+    small process before bigger ones, and a protected process (the kernel's first choice) survives;
+    kill-parent takes a forker after two of its children, not its sibling; policy=panic panics the
+    kernel and the next boot's report names it."""
+    e.finished(boots=2)
+    if not e.run.boots:
         return
+    # Every phase's own verdict, also when a later one failed.
+    _check_policy_boot1(e)
+    _check_policy_parent(e)
+    _check_policy_panic(e)
+
+
+def _check_policy_boot1(e):
+    e = _BootExpect(e, 0)
     e.equal("guard_alive", 1)
     e.contains("victims_list", "1. policy-lista.service (unit)|2. ")
     # Phase A: dry run from policy.d, a bad line logged with its place.
@@ -305,6 +316,54 @@ def check_policy(e):
     e.equal("b.journal_lista", 1)
     e.contains("catalog", "0f9f2ed9e9bc487d8c71326a256fcb7f oom_ext: oom_ext killed")
     e.equal("guard_alive_end", 1)
+
+
+class _BootExpect:
+    """An Expect whose facts default to one boot (the policy scenario's first)."""
+
+    def __init__(self, e, boot):
+        self._e, self._boot = e, boot
+
+    def fact(self, key, boot=None):
+        return self._e.fact(key, self._boot if boot is None else boot)
+
+    def __getattr__(self, name):
+        method = getattr(self._e, name)
+        if name in ("equal", "number", "at_least", "at_most", "contains"):
+            return lambda key, *a, boot=None: method(key, *a, boot=self._boot if boot is None else boot)
+        return method
+
+
+def _check_policy_parent(e):
+    """Phase C: parent_max=2: the forker dies with its second child, its sibling lives."""
+    e = _BootExpect(e, 0)
+    e.contains("c.policy_line", "kill_scope=process")
+    e.contains("c.policy_line", "parent_max=2, parent_expire=120")
+    kills = [k.split(":")[0] for k in (e.fact("c.kills") or "").split(",") if k]
+    timeline = e.fact("c.timeline")
+    e.that(kills[:2] == ["hog", "hog"], f"oom_ext's kills in phase C {kills}, expected two hogs first; guard: {timeline}")
+    e.contains("c.parent_line", f"killed parent {e.fact('c.forker_pid')} forker")
+    e.contains("c.parent_line", "parent_max=2 of its children were OOM victims")
+    e.equal("c.forker_alive", 0)
+    e.equal("c.sibling_alive", 1)
+    e.equal("c.parent_journal", 1)
+
+
+def _check_policy_panic(e):
+    """Phase D: policy=panic by SIGHUP, a stall: a kernel panic, a reboot, the report names it."""
+    run = e.run
+    e.that(e.fact("d.state_before", boot=0) in ("armed", "recovering"),
+           f"d.state_before: the module was {e.fact('d.state_before', boot=0)!r} before the panic stall")
+    e.contains("d.reload_line", "policy=panic", boot=0)
+    e.that(e.fact("d.no_panic", boot=0) is None, f"no panic after policy=panic: {e.fact('d.timeline', boot=0)}")
+    e.that(any("sysrq" in p.lower() for p in run.panics), f"no sysrq panic on the console (panics: {run.panics})")
+    boot_id = e.fact("boot_id", boot=0) or "<no boot id>"
+    if len(run.boots) < 2:
+        return
+    e.contains("report_log", boot_id, boot=1)
+    e.contains("report_log", " policy=panic", boot=1)
+    e.contains("history_latest", "policy=panic", boot=1)
+    e.equal("flag_left", "absent", boot=1)
 
 
 SCENARIOS = [
@@ -358,9 +417,10 @@ SCENARIOS += [
 
 SCENARIOS.append(Scenario(
     "policy", "issue 17: dry run kills nobody and logs its choice; the victims list in order, prefer before a "
-    "bigger process, protect keeps the kernel's first choice alive, kill_scope=unit takes the hog's unit whole "
-    "(one boot, two page-cache stalls)",
-    check_policy, stall.COMMON_CMDLINE + " oom_ext.kill_scope=unit", timeout_s=stall.STALL_TIMEOUT_S))
+    "bigger process, protect keeps the kernel's first choice alive, kill_scope=unit takes the hog's unit whole, "
+    "kill-parent takes a forker and not its sibling, policy=panic panics and the next boot's report names it "
+    "(two boots, four page-cache stalls)",
+    check_policy, stall.COMMON_CMDLINE + " oom_ext.kill_scope=unit", reboots=1, timeout_s=stall.STALL_TIMEOUT_S))
 
 # Stall protection (issue 6): defined in stall.py.
 SCENARIOS += stall.stall_scenarios(Scenario)

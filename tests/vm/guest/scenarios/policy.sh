@@ -15,11 +15,27 @@
 #     must come in the order lista, listb, smallpref, then the hog;
 #     keeper (protected) lives; with oom_ext.kill_scope=unit the hog's
 #     kill takes its unit (bash, dd, hog) whole.
+#   Phase C: kill-parent (oom_ext.parent_max=2, parent_expire=120 and
+#     kill_scope=process through /run/oom-ext/params and SIGHUP): a
+#     `forker` that starts a greedy hog again after each kill, beside a
+#     `sibling` holder in the same unit; the second hog's kill takes the
+#     forker too, the sibling lives.
+#   Phase D: policy=panic the same way, then a stall: the kernel panics
+#     (the guard sets kernel.panic: Debian's is 0) and the guest reboots.
+# Boot 2: the report names policy=panic.
 # The host decides (tests/vm/oomvm/scenarios.py, check_policy).
 # shellcheck disable=SC1091  # guest paths
 . /opt/oomtest/scenarios/stall-lib.sh
 
-for name in lista listb smallpref keeper; do ln -sf /usr/bin/perl "$STALL/$name"; done
+if [ "${BOOT:-1}" != 1 ]; then
+	result report_log "$(journalctl -b -u oom-ext-report.service -o cat --no-pager | tr '\n' '|')"
+	latest=$(find /var/lib/oom-ext/history -type f -printf '%T@ %p\n' 2>/dev/null | sort -n | tail -n 1 | cut -d' ' -f2-)
+	result history_latest "$([ -n "$latest" ] && tr '\n' '|' < "$latest")"
+	result flag_left "$([ -e /oomflag ] && echo present || echo absent)"
+	exit 0
+fi
+
+for name in lista listb smallpref keeper sibling; do ln -sf /usr/bin/perl "$STALL/$name"; done
 # hold MB: allocate and touch MB MiB once, then sleep.
 # shellcheck disable=SC2016  # perl code
 HOLD='my $x = "y" x ($ARGV[0] << 20); sleep 1 while 1;'
@@ -79,7 +95,7 @@ result a.policy_line "$(guard_lines "$t0" | grep '^policy: ' | tail -n 1)"
 result a.bad_line "$(guard_lines "$t0" | grep -c 'policy.conf:4: ')"
 sysrq_before=$(dmesg | grep -c 'sysrq: Manual OOM execution')
 kills_before=$(vmstat oom_kill)
-thrash "$(knob policy_dry_s 12)" a
+thrash "$(knob policy_dry_s 25)" a
 sleep 2
 result a.dry_lines "$(guard_lines "$t0" | grep -c '^dry run: would kill')"
 result a.dry_first "$(guard_lines "$t0" | grep '^dry run: would kill' | head -n 1)"
@@ -119,3 +135,74 @@ journalctl --update-catalog 2>/dev/null
 result catalog "$(journalctl --list-catalog $kill_id 2>/dev/null | head -n 1)"
 result guard_alive_end "$([ -d "/proc/$guard" ] && echo 1 || echo 0)"
 result guard_timeline "$(guard_lines "$t0" | tail -n 30 | tr '\n' '|' | head -c 3000)"
+sleep 5
+
+# ---- phase C: kill-parent. Process scope: a unit kill would take the
+# forker with its first child.
+set_param() { # KEY VALUE: in /run/oom-ext/params, read again on SIGHUP
+	if grep -q "^$1=" /run/oom-ext/params; then
+		sed -i "s/^$1=.*/$1=$2/" /run/oom-ext/params
+	else
+		echo "$1=$2" >> /run/oom-ext/params
+	fi
+}
+# The module re-arms only after resettime (300 s): "recovering" will do,
+# a stall enters the OOM state again from there.
+wait_until 60 state_is_not oom
+result c.state_before "$(status_get state)"
+t2=$(mark)
+set_param kill_scope process
+set_param parent_max 2
+set_param parent_expire 120
+kill -HUP "$guard"
+sleep 2
+result c.policy_line "$(guard_lines "$t2" | grep '^policy: ' | tail -n 1)"
+# The unit: the forker (its children are greedy hogs, one at a time, the
+# next a second after a kill), its sibling, and the page-cache reader.
+cat > "$STALL/forkc.sh" <<'EOF'
+# shellcheck disable=SC1091,SC2016
+. /opt/oomtest/scenarios/stall-lib.sh
+"$STALL/sibling" -e 'my $x = "y" x (8 << 20); sleep 1 while 1;' &
+echo $! > "$STALL/sibling.pid"
+"$STALL/forker" -c ". $SELF"'; while :; do "$STALL/hog" -e "$STALL_PERL" 56 8 8 1000000; sleep 1; done' &
+echo $! > "$STALL/forker.pid"
+while :; do dd if=/dev/vda of=/dev/null bs=1M 2>/dev/null; done &
+sleep "$1"
+# shellcheck disable=SC2046  # one word per pid
+kill $(jobs -p) 2>/dev/null
+pkill -x hog
+EOF
+secs=$(knob policy_parent_s 90)
+stall_unit policy-forkc -p RuntimeMaxSec=$((secs + 30)) /bin/bash "$STALL/forkc.sh" "$secs"
+sleep 2
+forker=$(cat "$STALL/forker.pid" 2>/dev/null)
+sibling=$(cat "$STALL/sibling.pid" 2>/dev/null)
+result c.forker_pid "$forker"
+# Until the forker is gone (the second kill of its children takes it too).
+wait_until "$secs" bash -c "[ \"\$(cat /proc/$forker/comm 2>/dev/null)\" != forker ]"
+sleep 3
+result c.forker_alive "$(alive "$forker" forker && echo 1 || echo 0)"
+result c.sibling_alive "$(alive "$sibling" sibling && echo 1 || echo 0)"
+result c.kills "$(guard_kills "$t2")"
+result c.parent_line "$(guard_lines "$t2" | grep '^killed parent ' | head -n 1)"
+result c.parent_journal "$(journalctl -b --no-pager -o cat MESSAGE_ID=c777a692d4af49639b21bd222aafa6f3 2>/dev/null | grep -c '^killed parent ')"
+result c.timeline "$(guard_lines "$t2" | tail -n 20 | tr '\n' '|' | head -c 2000)"
+systemctl stop policy-forkc.service 2>/dev/null
+
+# ---- phase D: policy=panic, the last thing this boot does.
+sleep 5
+wait_until 60 state_is_not oom
+result d.state_before "$(status_get state)"
+result d.kernel_panic_before "$(cat /proc/sys/kernel/panic)"
+result boot_id "$(cat /proc/sys/kernel/random/boot_id)"
+t3=$(mark)
+set_param policy panic
+kill -HUP "$guard"
+sleep 2
+result d.reload_line "$(guard_lines "$t3" | grep 'reloaded parameters' | tail -n 1)"
+sync
+thrash "$(knob policy_panic_s 90)" d
+# Still here: no panic.
+result d.no_panic 1
+result d.timeline "$(guard_lines "$t3" | tail -n 20 | tr '\n' '|' | head -c 2000)"
+exit 1
