@@ -119,6 +119,7 @@ def summarize(outcomes, workloads, guards):
                     noise=max((o.idle_gap_ms for o in sel if o.idle_gap_ms is not None), default=None),
                     psi=_med(o.psi_some_ms for o in sel),
                     wake=_med(c[0] for c in costs), cpu=_med(c[1] for c in costs), rss=_med(c[2] for c in costs),
+                    threads=_med(_num(o.facts, "idle_threads") for o in sel),
                     exe=sorted({o.facts.get("idle_exe", "") for o in sel} - {""}),
                     params=sorted({o.facts.get("params_file", "").strip() for o in sel} - {""}),
                     oom_ext_size=next((o.facts["oom_ext_size"] for o in sel if o.facts.get("oom_ext_size")), None)))
@@ -181,37 +182,38 @@ def markdown(rows, meta, workloads, guards):
     out += params_lines(rows)
     out += ["", "Guards: " + "; ".join(f"{label(g)}: {GUARD_DOCS.get(g, g)}" for g in guards) + ".", "",
             "Workloads: " + "; ".join(f"{w}: {stall.WORKLOADS[w].doc}" for w in workloads) + ".", ""]
-    for k in kernels:
+    # An idle-only run has no freeze to tabulate.
+    loaded = [r for r in rows if r["workload"] != "idle"]
+    for k in sorted({r["kernel"] for r in loaded}):
         out += [f"## Median worst freeze, s (kernel `{k}`)", "",
                 "The longest gap of a heartbeat that starts a program every 100 ms; bold: the shortest of the "
                 "row among the runs that finished and pressed on memory (PSI memory `some` ≥ 1 s, or a kill).", "", pivot(rows, workloads, guards, k), ""]
-    plots = [w for w in workloads if w not in PLOT_WORKLOADS_SKIP]
+    plots = [w for w in workloads if w not in PLOT_WORKLOADS_SKIP and any(r["workload"] == w for r in rows)]
     if plots:
         out += ["## Plots", "", "![worst freeze min/median/max per guard](freeze.png)", ""]
         out += [f"- [{w}: heartbeat of every guard](timeline-{w}.png)" for w in plots]
         out.append("")
-    out += ["## Every workload, guard and kernel", "",
-            "worst freeze = longest heartbeat gap (guest clock), min / median / max over the runs; p99 = median "
-            "of the runs' 99th percentile gap; answers = median s from the workload's start until the last "
-            "freeze ≥ 1 s ended (with a reboot: until the next boot's first word); kills (intended / innocent): "
-            "intended = a process the workload means to die (none in the near miss), innocent = not the "
-            "workload's; noise = worst gap in the 4 s before the workload (the host's own).", "",
-            "| workload | kernel | guard | runs | ended | worst min | median | max | p99 | answers | kills | "
-            "intended | innocent | victims (by) | job lived | report named boot | noise | memory stall |",
-            "|" + "---|" * 18]
-    for r in rows:
-        if r["workload"] == "idle":
-            continue
-        innocent = str(r["innocent"]) + (f" ({', '.join(r['innocent_names'])})" if r["innocent_names"] else "")
-        answer = "–" if r["answer"] is None else f"{r['answer']:.0f}"
-        victims = ", ".join(r["victims"]) or "–"
-        if r["by"]:
-            victims += " (" + ", ".join(r["by"]) + ")"
-        named = f"{r['report_named']}/{r['rebooted']}" if r["rebooted"] else "–"
-        out.append(
-            f"| {r['workload']} | {r['kernel']} | {label(r['guard'])} | {r['n']} | {r['status']} | {_s(r['min'])} | "
-            f"{_s(r['median'])} | {_s(r['max'])} | {_s(r['p99'])} | {answer} | {r['kills']} | {r['intended']} | "
-            f"{innocent} | {victims} | {r['job_survived'] or '–'} | {named} | {_s(r['noise'])} | {_s(r['psi'])} |")
+    if loaded:
+        out += ["## Every workload, guard and kernel", "",
+                "worst freeze = longest heartbeat gap (guest clock), min / median / max over the runs; p99 = median "
+                "of the runs' 99th percentile gap; answers = median s from the workload's start until the last "
+                "freeze ≥ 1 s ended (with a reboot: until the next boot's first word); kills (intended / innocent): "
+                "intended = a process the workload means to die (none in the near miss), innocent = not the "
+                "workload's; noise = worst gap in the 4 s before the workload (the host's own).", "",
+                "| workload | kernel | guard | runs | ended | worst min | median | max | p99 | answers | kills | "
+                "intended | innocent | victims (by) | job lived | report named boot | noise | memory stall |",
+                "|" + "---|" * 18]
+        for r in loaded:
+            innocent = str(r["innocent"]) + (f" ({', '.join(r['innocent_names'])})" if r["innocent_names"] else "")
+            answer = "–" if r["answer"] is None else f"{r['answer']:.0f}"
+            victims = ", ".join(r["victims"]) or "–"
+            if r["by"]:
+                victims += " (" + ", ".join(r["by"]) + ")"
+            named = f"{r['report_named']}/{r['rebooted']}" if r["rebooted"] else "–"
+            out.append(
+                f"| {r['workload']} | {r['kernel']} | {label(r['guard'])} | {r['n']} | {r['status']} | {_s(r['min'])} | "
+                f"{_s(r['median'])} | {_s(r['max'])} | {_s(r['p99'])} | {answer} | {r['kills']} | {r['intended']} | "
+                f"{innocent} | {victims} | {r['job_survived'] or '–'} | {named} | {_s(r['noise'])} | {_s(r['psi'])} |")
     idle = [r for r in rows if r["workload"] == "idle"]
     if idle:
         out += ["", "## Idle cost over 60 s (calm machine, no workload)", "",
@@ -219,11 +221,11 @@ def markdown(rows, meta, workloads, guards):
                 "threads) per second; "
                 "CPU = their user + system time per 60 s; RSS = their resident memory (oom_ext in fallback mode: with "
                 "the emergency buffer it locks itself, `bufsize` MiB; in kernel mode the module holds it).", "",
-                "| kernel | guard | runs | wake-ups/s | CPU ms per 60 s | RSS kB | program (bytes) |",
-                "|---|---|---|---|---|---|---|"]
+                "| kernel | guard | runs | wake-ups/s | CPU ms per 60 s | RSS kB | threads | program (bytes) |",
+                "|---|---|---|---|---|---|---|---|"]
         for r in idle:
             out.append(f"| {r['kernel']} | {label(r['guard'])} | {r['n']} | {_f(r['wake'], 2)} | {_f(r['cpu'], 0)} | "
-                       f"{_f(r['rss'], 0)} | {', '.join(f'`{e}`' for e in r['exe']) or 'no process'} |")
+                       f"{_f(r['rss'], 0)} | {_f(r['threads'], 0)} | {', '.join(f'`{e}`' for e in r['exe']) or 'no process'} |")
         size = next((r["oom_ext_size"] for r in idle if r["oom_ext_size"]), None)
         if size:
             out += ["", f"oom-ext binary installed in the guest: {int(size):,} bytes."]
