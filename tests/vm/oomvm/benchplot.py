@@ -50,6 +50,8 @@ def draw_timeline(ax, runs, labels):
             labels.get(r["guard"], r["guard"])
         if r.get("status") not in (None, "finished"):
             tag += f" ({r['status']})"
+        if r.get("memory_pressure") is False:       # a starved host: the freezes are the host's
+            tag += " — no memory pressure: not measured"
         ax.plot(t, gap, drawstyle="steps-pre", color=color(r["guard"]), linewidth=1.2, label=tag, alpha=0.85)
     ax.set_yscale("log")
     ax.set_ylim(FLOOR_S, top * 1.5)
