@@ -96,6 +96,26 @@ class Results(unittest.TestCase):
         BY_NAME["storm-control"].check(e)
         self.assertEqual(e.failures, [])
 
+    def test_gracetime_takes_the_backstop_reboot_only_after_an_interrupted_module_state(self):
+        # gracetime@6.12, 2026-12-02, a loaded host: the module's OOM state
+        # ended for a second and began again; the guard's backstop rebooted
+        # (orderly) before the module's new timer was due.
+        boot1 = {"mode": "kernel", "kernel": "6.12", "kernel_panic": "10", "boot_id": "B1", "done": "1"}
+        boot2 = {"report_log": "hang B1", "history_count": "1", "flag_left": "absent", "done": "1",
+                 "history_latest": '{"boot_id":"B1","gracetime_reboot":true}'}
+        banner = "[0.0] Linux version 6.12\n"
+        for first, ok in (("oom_ext: OOM state ended (MemAvailable 38940 KiB)\nreboot: Restarting system\n", True),
+                          ("reboot: Restarting system\n", False)):
+            with tempfile.TemporaryDirectory() as d:
+                console = pathlib.Path(d) / "console.log"
+                console.write_text(banner + first + banner + "oom_ext: OOM state ended\n" * (not ok))
+                run = fake_run({}, boots=2)
+                run.boots[0].facts, run.boots[1].facts = dict(boot1), dict(boot2)
+                run.console = str(console)
+                e = Expect(run)
+                BY_NAME["gracetime"].check(e)
+                self.assertEqual(e.failures == [], ok, e.failures)
+
 
 def saved_run(outdir, workload, guard, beats, facts, outcome="finished", reboot_at=None):
     """A stall run's directory as stall.boot leaves it: run.json and results.timed."""
