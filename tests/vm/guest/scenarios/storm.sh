@@ -6,6 +6,9 @@
 . /opt/oomtest/lib.sh
 flag=$(cat /proc/sys/vm/oom_ext/crashflag_name 2>/dev/null || echo /oomflag)
 kills_before=$(vmstat oom_kill)
+# The guard's own kills (pidfd, policy) do not count in vmstat's oom_kill.
+guard_victims() { sed -n 's/^victims=//p' /run/oom-ext/guard.state 2>/dev/null | grep -x '[0-9]*' || echo 0; }
+victims_before=$(guard_victims)
 report_status status_before
 watch_flag "$flag" &
 watcher=$!
@@ -16,6 +19,7 @@ wait_until 150 unit_done hog
 result storm_over 1
 result hog_log "$(unit_log hog)"
 result oom_kills $(( $(vmstat oom_kill) - kills_before ))
+result guard_victims $(( $(guard_victims) - victims_before ))
 report_status status_storm
 
 if [ ! -r /sys/kernel/oom_ext/status ]; then
