@@ -354,7 +354,7 @@ pub const TABLE: &[Param] = &[
         },
         module: false,
         summary: false,
-        about: "harm: headroom gone within this many ms at its rate of fall; 0 = never",
+        about: "harm: headroom gone within this many ms at its rate of fall (swap counts at the swap-out rate times this); 0 = never",
         slot: slot!(number harm_runway_ms),
     },
     Param {
@@ -362,12 +362,12 @@ pub const TABLE: &[Param] = &[
         kind: Kind::Number {
             min: 0,
             max: 50,
-            default: 3,
+            default: 4,
             off: false,
         },
         module: false,
         summary: false,
-        about: "harm: MemAvailable + SwapFree at or below this share of MemTotal is gone",
+        about: "harm: headroom (MemAvailable + the swap the disk takes in time) at or below this share of MemTotal is gone",
         slot: slot!(number harm_floor_pct),
     },
     Param {

@@ -5,8 +5,12 @@
 //! however hard, is left alone. While memory is short (MemAvailable below
 //! `short_pct` of MemTotal) two measures are taken over the last second:
 //! the **freeze**, the share of that second in which every task waited on
-//! memory (PSI `full`), and the **runway**, the headroom (MemAvailable +
-//! SwapFree) above a floor divided by how fast it fell. Harm is a freeze
+//! memory (PSI `full`), and the **runway**, the headroom above a floor
+//! divided by how fast MemAvailable + SwapFree fell. The headroom is
+//! MemAvailable plus the swap the swap device can take in time: SwapFree,
+//! but at most what it took in the last second (`pswpout`) times
+//! `runway_ms`; swap that a slow disk cannot fill in time is not room.
+//! Harm is a freeze
 //! of `freeze_pct` or more, or a runway of `runway_ms` or less. The first
 //! harm of an episode releases the buffer; a kill follows only if harm goes
 //! on after that: a freeze held for `act_ms` since the last response, or the
@@ -53,7 +57,7 @@ impl Default for HarmParams {
         HarmParams {
             freeze_pct: 30,
             runway_ms: 2000,
-            floor_pct: 3,
+            floor_pct: 4,
             act_ms: 1000,
             short_pct: 15,
         }
@@ -83,11 +87,15 @@ pub struct Sample {
     pub full_us: u64,
     pub avail_kb: u64,
     pub swap_free_kb: u64,
+    /// Swapped out since boot, kB (`pswpout` in /proc/vmstat times the
+    /// page size); only its rate counts.
+    pub swap_out_kb: u64,
     pub total_kb: u64,
 }
 
 impl Sample {
-    pub fn headroom_kb(&self) -> u64 {
+    /// What is left to fill: RAM and swap.
+    fn left_kb(&self) -> u64 {
         self.avail_kb + self.swap_free_kb
     }
 }
@@ -97,8 +105,12 @@ impl Sample {
 pub struct Measures {
     /// Share of the window in which every task waited on memory, per mille.
     pub freeze_pm: u32,
+    /// MemAvailable plus `swap_kb`.
     pub headroom_kb: u64,
-    /// How fast the headroom fell, kB/s (negative: it grew).
+    /// The swap counted as headroom: SwapFree, at most the swap-out rate
+    /// times `runway_ms`.
+    pub swap_kb: u64,
+    /// How fast MemAvailable + SwapFree fell, kB/s (negative: it grew).
     pub fall_kb_s: i64,
     /// Time until the headroom reaches the floor at that rate (None: not
     /// falling).
@@ -147,7 +159,7 @@ impl Decision {
             None => "not falling".into(),
         };
         format!(
-            "{}: freeze {}.{}% of {} ms, headroom {} MiB (floor {} MiB) falling {} MiB/s, {}",
+            "{}: freeze {}.{}% of {} ms, headroom {} MiB ({} MiB of it swap; floor {} MiB) falling {} MiB/s, {}",
             match self.harm {
                 Some(Harm::Freeze) => "memory freeze",
                 Some(Harm::Exhausted) => "memory exhausted",
@@ -158,6 +170,7 @@ impl Decision {
             m.freeze_pm % 10,
             m.span_ms,
             mib(m.headroom_kb),
+            mib(m.swap_kb),
             mib(m.floor_kb),
             m.fall_kb_s / 1024,
             runway
@@ -254,15 +267,23 @@ impl Model {
         }
         let full = s.full_us.saturating_sub(old.full_us);
         let freeze_pm = (full / span_ms).min(1000) as u32;
-        let fall = old.headroom_kb() as i64 - s.headroom_kb() as i64;
+        let fall = old.left_kb() as i64 - s.left_kb() as i64;
         let fall_kb_s = fall * 1000 / span_ms as i64;
+        let swapped_kb_s = s.swap_out_kb.saturating_sub(old.swap_out_kb) * 1000 / span_ms;
+        // With the runway off (0) the pace is not judged: all swap counts.
+        let swap_kb = match u64::from(self.params.runway_ms) {
+            0 => s.swap_free_kb,
+            ms => s.swap_free_kb.min(swapped_kb_s.saturating_mul(ms) / 1000),
+        };
+        let headroom_kb = s.avail_kb + swap_kb;
         let floor_kb = s.total_kb * u64::from(self.params.floor_pct) / 100;
-        let above = s.headroom_kb().saturating_sub(floor_kb);
+        let above = headroom_kb.saturating_sub(floor_kb);
         let runway_ms = (fall_kb_s > 0).then(|| above * 1000 / fall_kb_s as u64);
         let short = s.avail_kb * 100 < s.total_kb * u64::from(self.params.short_pct);
         Some(Measures {
             freeze_pm,
-            headroom_kb: s.headroom_kb(),
+            headroom_kb,
+            swap_kb,
             fall_kb_s,
             runway_ms,
             floor_kb,

@@ -62,6 +62,13 @@ pub fn vmstat_net_freed_pages(text: &str) -> Option<i64> {
     freed.map(|f| f.wrapping_sub(allocated) as i64)
 }
 
+/// `pswpout N` from /proc/vmstat: pages written to swap since boot.
+pub fn vmstat_pswpout(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("pswpout "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// `MemAvailable:  N kB` from /proc/meminfo.
 pub fn mem_available_kb(text: &str) -> Option<u64> {
     meminfo_kb(text, "MemAvailable:")
@@ -121,6 +128,16 @@ mod tests {
         assert_eq!(vmstat_net_freed_pages(t), Some(-1000));
         assert_eq!(vmstat_net_freed_pages("pgalloc_dma32 5\n"), None);
         assert_eq!(vmstat_net_freed_pages("pgfree x\npgfree\n"), None);
+    }
+
+    #[test]
+    fn pswpout_from_vmstat() {
+        assert_eq!(
+            vmstat_pswpout("pswpin 7\npswpout 4096\noom_kill 0\n"),
+            Some(4096)
+        );
+        assert_eq!(vmstat_pswpout("pswpout_x 5\npswpin 7\n"), None);
+        assert_eq!(vmstat_pswpout("pswpout -1\n"), None);
     }
 
     #[test]

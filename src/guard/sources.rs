@@ -273,6 +273,10 @@ impl Sources {
                 .as_deref()
                 .and_then(kernel_text::vmstat_net_freed_pages)
                 .map(|p| p.wrapping_mul(page_kb)),
+            swap_out_kb: vmstat
+                .as_deref()
+                .and_then(kernel_text::vmstat_pswpout)
+                .map(|p| p.wrapping_mul(page_kb as u64)),
             psi_full_us: self
                 .harm
                 .then(|| crate::rootfs::read_small(&self.root, paths::PSI_MEMORY))

@@ -65,25 +65,11 @@ impl Machine {
         [next, backstop].into_iter().flatten().min()
     }
 
-    fn backstop_ms(&self, start_ms: u64) -> Option<u64> {
-        (self.mode == Mode::Kernel && self.params.gracetime > 0)
-            .then(|| start_ms + u64::from(self.params.gracetime) * 1000 + super::BACKSTOP_MS)
-    }
-
     /// One sample when it is due; the episode's end ends the stall.
     pub(super) fn harm_timer(&mut self, f: Facts, out: &mut Vec<Action>) -> Flow {
         let now = f.now_ms;
-        if let Some(s) = self.stall {
-            if self.backstop_ms(s.start_ms).is_some_and(|b| now >= b) {
-                self.reboot(
-                    format!(
-                        "memory stall has lasted {} s, over gracetime",
-                        (now - s.start_ms) / 1000
-                    ),
-                    out,
-                );
-                return Flow::Stop;
-            }
+        if self.stall_backstop(now, out) {
+            return Flow::Stop;
         }
         let Some(model) = self.harm.as_mut() else {
             return Flow::Next;
@@ -102,6 +88,7 @@ impl Machine {
             full_us: f.psi_full_us.unwrap_or(0),
             avail_kb,
             swap_free_kb: f.swap_free_kb.unwrap_or(0),
+            swap_out_kb: f.swap_out_kb.unwrap_or(0),
             total_kb,
         });
         let ended = !model.in_episode();
@@ -197,6 +184,7 @@ mod tests {
                 net_freed_kb: Some(0),
                 psi_full_us: Some(full_us),
                 swap_free_kb: Some(0),
+                swap_out_kb: Some(0),
             };
             if psi.contains(&t) {
                 out.extend(m.handle(Event::Psi, f).into_iter().map(|a| (t, a)));
@@ -273,8 +261,12 @@ mod tests {
     }
 
     #[test]
-    fn without_harm_the_psi_event_triggers_at_once_as_before() {
-        let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+    fn harm_0_keeps_the_old_trigger_the_psi_event_triggers_at_once() {
+        let p = Params {
+            harm: false,
+            ..Params::default()
+        };
+        let mut m = Machine::new(Mode::Kernel, p, false);
         let a = drive(&mut m, &[0], 100, |_| (80, 50));
         assert_eq!(first(&a, &Action::Trigger), Some(0), "{a:?}");
     }

@@ -183,6 +183,31 @@ impl Machine {
         out.push(Action::Kill);
     }
 
+    /// When a stall that began at `start_ms` has outlasted gracetime by
+    /// BACKSTOP_MS (kernel mode: the module's gracetime timer should have
+    /// panicked by then); None: no backstop.
+    pub(super) fn backstop_ms(&self, start_ms: u64) -> Option<u64> {
+        (self.mode == Mode::Kernel && self.params.gracetime > 0)
+            .then(|| start_ms + u64::from(self.params.gracetime) * 1000 + super::BACKSTOP_MS)
+    }
+
+    /// The last response to a stall, for either trigger model: past its
+    /// backstop the guard reboots itself. True: rebooting, stop.
+    pub(super) fn stall_backstop(&mut self, now: u64, out: &mut Vec<Action>) -> bool {
+        let Some(s) = self.stall else { return false };
+        if !self.backstop_ms(s.start_ms).is_some_and(|b| now >= b) {
+            return false;
+        }
+        self.reboot(
+            format!(
+                "memory stall has lasted {} s, over gracetime",
+                (now - s.start_ms) / 1000
+            ),
+            out,
+        );
+        true
+    }
+
     /// The kernel's OOM killer killed a process (ours or its own choice).
     pub(super) fn on_kill(&mut self, v: Option<Victim>, f: Facts, out: &mut Vec<Action>) {
         if let Some(v) = &v {

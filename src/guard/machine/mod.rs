@@ -86,6 +86,9 @@ pub struct Facts {
     pub psi_full_us: Option<u64>,
     /// SwapFree from /proc/meminfo, if readable.
     pub swap_free_kb: Option<u64>,
+    /// Written to swap since boot, kB (`pswpout` in /proc/vmstat), if
+    /// readable.
+    pub swap_out_kb: Option<u64>,
 }
 
 impl Facts {

@@ -40,8 +40,8 @@ impl Machine {
         if let Some(e) = s.eaten_check_ms {
             d = d.min(e);
         }
-        if self.mode == Mode::Kernel && self.params.gracetime > 0 {
-            d = d.min(s.start_ms + u64::from(self.params.gracetime) * 1000 + super::BACKSTOP_MS);
+        if let Some(b) = self.backstop_ms(s.start_ms) {
+            d = d.min(b);
         }
         Some(d)
     }
@@ -135,7 +135,6 @@ impl Machine {
     /// reboots.
     pub(super) fn stall_timer(&mut self, f: Facts, out: &mut Vec<Action>) -> Flow {
         let now = f.now_ms;
-        let grace_ms = u64::from(self.params.gracetime) * 1000;
         let Some(s) = self.stall else {
             return Flow::Next;
         };
@@ -151,17 +150,7 @@ impl Machine {
                     s.last_ms.saturating_sub(s.start_ms)
                 ),
             ));
-        } else if self.mode == Mode::Kernel
-            && grace_ms > 0
-            && now >= s.start_ms + grace_ms + super::BACKSTOP_MS
-        {
-            self.reboot(
-                format!(
-                    "memory stall has lasted {} s, over gracetime",
-                    (now - s.start_ms) / 1000
-                ),
-                out,
-            );
+        } else if self.stall_backstop(now, out) {
             return Flow::Stop;
         }
         Flow::Next

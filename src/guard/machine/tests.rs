@@ -1,5 +1,14 @@
 use super::*;
 
+/// These tests are of the PSI-some rules, the trigger that `harm=0` keeps
+/// (the harm model's are in harm_trigger.rs).
+fn old_rules() -> Params {
+    Params {
+        harm: false,
+        ..Params::default()
+    }
+}
+
 fn at(ms: u64, mem_mb: u64) -> Facts {
     Facts {
         now_ms: ms,
@@ -8,6 +17,7 @@ fn at(ms: u64, mem_mb: u64) -> Facts {
         net_freed_kb: None,
         psi_full_us: None,
         swap_free_kb: None,
+        swap_out_kb: None,
     }
 }
 
@@ -25,7 +35,7 @@ fn no_kill_while_memory_comes_back_by_itself() {
     // exiting on their own, MemAvailable still low, and sysrq f killed
     // the bystander. A kill is made KILL_CONFIRM_MS after it is
     // decided, and not if memory came free meanwhile.
-    let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+    let mut m = Machine::new(Mode::Kernel, old_rules(), false);
     m.handle(Event::Psi, counted(0, 20, 1000));
     let a = m.handle(Event::Psi, counted(2000, 20, 1000));
     assert!(!a.contains(&Action::Kill), "{a:?}");
@@ -58,7 +68,7 @@ fn no_kill_while_memory_comes_back_by_itself() {
     assert_eq!(m.counters.kills, 1);
     assert_eq!(m.stall.unwrap().last_kill_ms, Some(3200));
     // A pending kill dies with its stall.
-    let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+    let mut m = Machine::new(Mode::Kernel, old_rules(), false);
     m.handle(Event::Psi, counted(0, 20, 0));
     m.handle(Event::Psi, counted(2000, 20, 0));
     m.handle(Event::Timer, counted(2200, 500, 0));
@@ -75,7 +85,7 @@ fn no_sysrq_when_the_kernel_kills_during_the_confirmation() {
     // the sysrq found that victim still exiting and killed nobody, and
     // its empty wait replaced the watch on the real victim: no kill
     // for 10 s, a 7 s freeze.
-    let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+    let mut m = Machine::new(Mode::Kernel, old_rules(), false);
     m.handle(Event::Psi, counted(0, 20, 1000));
     m.handle(Event::Psi, counted(2000, 20, 1000));
     let a = m.handle(
@@ -126,10 +136,10 @@ fn fallback(p: Params) -> Machine {
 
 #[test]
 fn idle_guard_has_no_deadline() {
-    let m = fallback(Params::default());
+    let m = fallback(old_rules());
     assert_eq!(m.next_deadline(), None);
     assert_eq!(
-        Machine::new(Mode::Kernel, Params::default(), false).next_deadline(),
+        Machine::new(Mode::Kernel, old_rules(), false).next_deadline(),
         None
     );
 }
@@ -138,7 +148,7 @@ fn idle_guard_has_no_deadline() {
 fn fallback_oom_cycle_release_flag_end_rearm() {
     let p = Params {
         resettime: 10,
-        ..Params::default()
+        ..old_rules()
     };
     let mut m = fallback(p);
     let a = m.handle(
@@ -193,7 +203,7 @@ fn rearm_waits_for_memory() {
     let p = Params {
         resettime: 1,
         psi_kill_ms: 0,
-        ..Params::default()
+        ..old_rules()
     };
     let mut m = fallback(p);
     m.handle(Event::OomKill(None), at(0, 500));
@@ -213,7 +223,7 @@ fn rearm_waits_for_memory() {
 fn gracetime_reboots_with_the_flag_marked() {
     let p = Params {
         gracetime: 30,
-        ..Params::default()
+        ..old_rules()
     };
     let mut m = fallback(p);
     m.handle(Event::Psi, at(0, 10));
@@ -241,7 +251,7 @@ fn victim(pid: u32) -> Event {
 
 #[test]
 fn sustained_stall_asks_the_kernel_to_kill_at_most_once_per_period() {
-    let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+    let mut m = Machine::new(Mode::Kernel, old_rules(), false);
     let a = m.handle(Event::Psi, at(0, 10));
     assert_eq!(kinds(&a), vec!["Trigger"]);
     // A stall begins: the policy aligns oom_score_adj, once per stall.
@@ -290,7 +300,7 @@ fn no_second_kill_while_the_last_victim_is_still_exiting() {
     // Regression (CI, 6.1, swap leak): the leaker took seconds to exit
     // (its memory half in swap), the stall went on, and the next sysrq f
     // killed the innocent bystander.
-    let mut m = fallback(Params::default());
+    let mut m = fallback(old_rules());
     m.handle(Event::Psi, at(0, 10));
     assert!(m.handle(Event::Psi, at(2000, 10)).contains(&Action::Kill));
     assert!(m
@@ -312,7 +322,7 @@ fn no_second_kill_while_the_last_victim_is_still_exiting() {
 
 #[test]
 fn a_victim_that_never_exits_holds_kills_back_only_so_long() {
-    let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+    let mut m = Machine::new(Mode::Kernel, old_rules(), false);
     m.handle(Event::Psi, at(0, 10));
     assert!(m.handle(Event::Psi, at(2000, 10)).contains(&Action::Kill));
     m.handle(victim(60), at(2100, 10));
@@ -331,7 +341,7 @@ fn a_victim_that_never_exits_holds_kills_back_only_so_long() {
 
 #[test]
 fn the_kernels_own_kills_are_waited_for_too() {
-    let mut m = fallback(Params::default());
+    let mut m = fallback(old_rules());
     m.handle(Event::Psi, at(0, 10));
     m.handle(victim(70), at(1500, 10));
     assert!(!m.handle(Event::Psi, at(2500, 10)).contains(&Action::Kill));
@@ -344,7 +354,7 @@ fn a_released_buffer_eaten_again_counts_as_the_stall_going_on() {
     // Regression (CI, 6.12, swap leak): the release paused the stall's
     // events for 5 s while the leaker ate the buffer; the kill came late.
     for mode in [Mode::Fallback, Mode::Kernel] {
-        let mut m = Machine::new(mode, Params::default(), mode == Mode::Fallback);
+        let mut m = Machine::new(mode, old_rules(), mode == Mode::Fallback);
         if mode == Mode::Kernel {
             m.handle(
                 Event::Module(crate::module_status::parse("state=armed\n")),
@@ -363,13 +373,13 @@ fn a_released_buffer_eaten_again_counts_as_the_stall_going_on() {
         assert_eq!(m.stall.unwrap().eaten_check_ms, None, "{mode:?}");
     }
     // A release that was enough: no kill and no more checks.
-    let mut m = fallback(Params::default());
+    let mut m = fallback(old_rules());
     m.handle(Event::Psi, at(0, 140));
     let a = m.handle(Event::Timer, at(2000, 300));
     assert!(!a.contains(&Action::Kill));
     assert_eq!(m.stall.unwrap().eaten_check_ms, None);
     // Nothing released (no buffer): events alone decide.
-    let mut m = Machine::new(Mode::Fallback, Params::default(), false);
+    let mut m = Machine::new(Mode::Fallback, old_rules(), false);
     m.handle(Event::Psi, at(0, 20));
     assert_eq!(m.stall.unwrap().eaten_check_ms, None);
     assert_eq!(m.next_deadline(), Some(5000));
@@ -380,7 +390,7 @@ fn an_eaten_buffer_waits_for_a_victim_as_events_do() {
     // The kernel's own kill named a victim that does not exit: the
     // eaten-again check holds back for VICTIM_EXIT_WAIT_MS, then kills,
     // like the event path (a_victim_that_never_exits_...).
-    let mut m = fallback(Params::default());
+    let mut m = fallback(old_rules());
     m.handle(Event::Psi, at(0, 20));
     m.handle(victim(80), at(500, 20));
     for t in (2000..11_000).step_by(1000) {
@@ -412,7 +422,7 @@ fn fallback_oom_state_ends_only_with_the_stall() {
     // the next event began a second one.
     let mut m = fallback(Params {
         psi_kill_ms: 0,
-        ..Params::default()
+        ..old_rules()
     });
     m.handle(Event::Psi, at(0, 20));
     let a = m.handle(Event::Timer, at(5000, 300));
@@ -428,7 +438,7 @@ fn fallback_oom_state_ends_only_with_the_stall() {
 fn no_kill_once_the_hog_is_gone_even_if_the_stall_goes_on() {
     // Regression (VM thrash run): after the hog died, code read back in
     // kept PSI firing and every 2 s sysrq f took the next innocent.
-    let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+    let mut m = Machine::new(Mode::Kernel, old_rules(), false);
     m.handle(Event::Psi, at(0, 40));
     m.handle(Event::Psi, at(1000, 40));
     assert!(kinds(&m.handle(Event::Psi, at(2000, 40))).contains(&"Kill".to_string()));
@@ -446,7 +456,7 @@ fn no_kill_once_the_hog_is_gone_even_if_the_stall_goes_on() {
     assert_eq!(kinds(&m.handle(Event::Psi, at(13000, 40))), vec!["Trigger"]);
     assert!(kinds(&m.handle(Event::Psi, at(15000, 40))).contains(&"Kill".to_string()));
     // Unknown memory figures do not block a kill.
-    let mut m = Machine::new(Mode::Fallback, Params::default(), false);
+    let mut m = Machine::new(Mode::Fallback, old_rules(), false);
     let unknown = |ms| Facts {
         now_ms: ms,
         ..Facts::default()
@@ -460,7 +470,7 @@ fn a_stall_with_memory_to_spare_is_not_an_oom() {
     // Regression (CI, 6.12): a boot-time stall on a starved VM host made
     // the guard trigger the module, which wrote a crash flag.
     for mode in [Mode::Kernel, Mode::Fallback] {
-        let mut m = Machine::new(mode, Params::default(), true);
+        let mut m = Machine::new(mode, old_rules(), true);
         let mut logs = 0;
         for t in (0..10_000).step_by(1000) {
             let a = m.handle(Event::Psi, at(t, 500));
@@ -480,7 +490,7 @@ fn kernel_mode_backstop_reboots_only_well_after_gracetime() {
     let p = Params {
         gracetime: 10,
         psi_kill_ms: 0,
-        ..Params::default()
+        ..old_rules()
     };
     let mut m = Machine::new(Mode::Kernel, p, false);
     m.handle(Event::Psi, at(0, 10));
@@ -495,7 +505,7 @@ fn kernel_mode_backstop_reboots_only_well_after_gracetime() {
 
 #[test]
 fn kernel_mode_logs_module_transitions_and_appends_victims() {
-    let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+    let mut m = Machine::new(Mode::Kernel, old_rules(), false);
     let s = crate::module_status::parse("state=oom\n");
     let a = m.handle(Event::Module(s.clone()), at(0, 100));
     assert_eq!(
@@ -525,7 +535,7 @@ fn kernel_mode_logs_module_transitions_and_appends_victims() {
 fn no_flag_when_crashflag_is_off_and_no_release_without_buffer() {
     let p = Params {
         crashflag: false,
-        ..Params::default()
+        ..old_rules()
     };
     let mut m = Machine::new(Mode::Fallback, p, false);
     let a = m.handle(Event::OomKill(None), at(0, 10));
@@ -536,7 +546,7 @@ fn no_flag_when_crashflag_is_off_and_no_release_without_buffer() {
 
 #[test]
 fn the_oldest_watched_victim_is_given_up_past_the_limit() {
-    let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+    let mut m = Machine::new(Mode::Kernel, old_rules(), false);
     let mut unwatched = Vec::new();
     for pid in 100..100 + MAX_WATCHED_VICTIMS as u32 + 2 {
         for a in m.handle(victim(pid), at(u64::from(pid), 10)) {
@@ -549,7 +559,7 @@ fn the_oldest_watched_victim_is_given_up_past_the_limit() {
         m.handle(Event::VictimExited(pid), at(u64::from(pid), 10));
     }
     assert!(unwatched.is_empty(), "{unwatched:?}");
-    let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+    let mut m = Machine::new(Mode::Kernel, old_rules(), false);
     for round in 0..2u32 {
         for pid in 0..MAX_WATCHED_VICTIMS as u32 {
             let pid = 1000 * (round + 1) + pid;
@@ -567,7 +577,7 @@ fn the_oldest_watched_victim_is_given_up_past_the_limit() {
 
 #[test]
 fn a_failing_trigger_is_logged_once_per_streak() {
-    let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+    let mut m = Machine::new(Mode::Kernel, old_rules(), false);
     let err = || Event::Triggered(Err("EACCES".into()));
     assert!(logged(&m.handle(err(), at(0, 10)), "cannot write /"));
     assert!(m.handle(err(), at(1000, 10)).is_empty());
@@ -577,7 +587,7 @@ fn a_failing_trigger_is_logged_once_per_streak() {
 
 #[test]
 fn kernel_mode_drops_waiting_victim_lines_once_the_oom_is_over() {
-    let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+    let mut m = Machine::new(Mode::Kernel, old_rules(), false);
     let a = m.handle(victim(9), at(0, 10));
     // No module OOM state and no stall: the line is sent, then dropped.
     assert!(a.contains(&Action::AppendFlag("victim=9 hog 1000\n".into())));
@@ -594,13 +604,13 @@ fn kernel_mode_drops_waiting_victim_lines_once_the_oom_is_over() {
 
 #[test]
 fn reload_reopens_psi_and_replaces_the_buffer_only_when_they_change() {
-    let mut m = fallback(Params::default());
-    let a = m.handle(Event::Reload(Params::default()), at(0, 500));
+    let mut m = fallback(old_rules());
+    let a = m.handle(Event::Reload(old_rules()), at(0, 500));
     assert_eq!(kinds(&a), Vec::<String>::new());
     let p = Params {
         bufsize: 64,
         psi_stall_ms: 200,
-        ..Params::default()
+        ..old_rules()
     };
     let a = m.handle(Event::Reload(p), at(0, 500));
     assert_eq!(kinds(&a), vec!["ReopenPsi", "ReplaceBuffer"]);
@@ -612,15 +622,15 @@ fn reload_reopens_psi_and_replaces_the_buffer_only_when_they_change() {
 
 #[test]
 fn reload_in_kernel_mode_writes_the_module_keys_that_changed() {
-    let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+    let mut m = Machine::new(Mode::Kernel, old_rules(), false);
     let sets = |a: &[Action]| a.iter().any(|x| matches!(x, Action::SetSysctl(..)));
-    let a = m.handle(Event::Reload(Params::default()), at(0, 500));
+    let a = m.handle(Event::Reload(old_rules()), at(0, 500));
     assert!(!sets(&a), "{a:?}");
     let p = Params {
         bufsize: 8,
         crashflag_name: "/var/oomflag".into(),
         psi_stall_ms: 200,
-        ..Params::default()
+        ..old_rules()
     };
     let a = m.handle(Event::Reload(p.clone()), at(0, 500));
     let set: Vec<_> = a
@@ -633,14 +643,14 @@ fn reload_in_kernel_mode_writes_the_module_keys_that_changed() {
     // The path before bufsize, as init writes them; psi is not a sysctl.
     assert_eq!(set, [("crashflag_name", "/var/oomflag"), ("bufsize", "8")]);
     // Fallback mode has no module to tell.
-    let mut f = fallback(Params::default());
+    let mut f = fallback(old_rules());
     let a = f.handle(Event::Reload(p), at(0, 500));
     assert!(!sets(&a), "{a:?}");
 }
 
 #[test]
 fn victims_oom_ext_killed_itself_are_awaited_like_the_kernels() {
-    let mut m = Machine::new(Mode::Kernel, Params::default(), false);
+    let mut m = Machine::new(Mode::Kernel, old_rules(), false);
     m.handle(Event::Psi, at(0, 10));
     assert!(m.handle(Event::Psi, at(2000, 10)).contains(&Action::Kill));
     let v = |pid| Victim {
@@ -662,14 +672,14 @@ fn victims_oom_ext_killed_itself_are_awaited_like_the_kernels() {
     // Nobody killed (a dry run, or sysrq f written): nothing to await but
     // the kill itself, as before.
     assert!(m.handle(Event::Killed(Vec::new()), at(4400, 10)).is_empty());
-    let mut m = fallback(Params::default());
+    let mut m = fallback(old_rules());
     assert!(m.handle(Event::Killed(Vec::new()), at(0, 10)).is_empty());
 }
 
 #[test]
 fn policy_panic_marks_the_flag_then_panics_or_reboots_at_the_first_oom() {
     let panic = || {
-        let mut p = Params::default();
+        let mut p = old_rules();
         p.set("policy", "panic").unwrap();
         p
     };
@@ -712,6 +722,6 @@ fn policy_panic_marks_the_flag_then_panics_or_reboots_at_the_first_oom() {
         "{k:?}"
     );
     // The default policy kills, as before.
-    let mut m = fallback(Params::default());
+    let mut m = fallback(old_rules());
     assert!(!kinds(&m.handle(Event::Psi, at(0, 10))).contains(&"Reboot".to_string()));
 }

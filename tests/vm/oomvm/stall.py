@@ -443,6 +443,25 @@ def check_unprotected(workload):
     return check
 
 
+def check_nearmiss(e):
+    # Both jobs are `job`: the active kind's workload names the victims.
+    o = outcome(e.run, "nearmiss-active", "oom_ext", "")
+    if not _common(e, o, protected=True):
+        return
+    e.equal("guard_alive", 1)
+    e.that(not o.kills, f"kills in a near miss, where nothing needed to die: {o.kill_summary()}")
+    e.that(e.fact("sysrq_kills") == "0", f"sysrq f kills in a near miss: {e.fact('sysrq_kills')}")
+    e.that(o.job_survived, f"a near-miss job did not finish (job_rc {e.fact('job_rc')}; "
+           f"kind:rc:MiB {e.fact('job_kinds')})")
+    e.that(o.worst_gap_ms is not None and o.worst_gap_ms < PROTECTED_MAX_GAP_MS,
+           f"worst freeze {o.worst_gap_ms} ms (host {o.host_gap_ms:.0f} ms) in a near miss, bound "
+           f"{PROTECTED_MAX_GAP_MS} ms; guard log: {e.fact('guard_timeline')}")
+
+
+check_nearmiss.__doc__ = ("near miss, both kinds in one boot (touching, then holding): 0 kills, both jobs "
+                          f"finish, the heartbeat answers (no freeze >= {PROTECTED_MAX_GAP_MS} ms)")
+
+
 # Boot plus workload plus report; a loaded 2-core host took 8 minutes to
 # boot one guest (the other scenarios' 480 s timed out there).
 STALL_TIMEOUT_S = 1200
@@ -465,6 +484,14 @@ def stall_scenarios(Scenario):
         "(module_blacklist=oom_ext): no long freeze, leaker killed, bystander lives",
         check_protected(w.name, "oom_ext-fallback"), cmdline(w.name, "oom_ext-fallback"),
         script=w.script, timeout_s=STALL_TIMEOUT_S, qemu_args=qemu_args(w)))
+    # The near miss (issue 16): a job peaking a few % of RAM below the
+    # limit must live. Both kinds in one boot, one after the other: each
+    # ends and gives its memory back before the next begins.
+    out.append(Scenario(
+        "stall-nearmiss", "issue 16: near miss, a job touching its memory then one holding it, each "
+        "peaking 6 % of RAM below what was available for 20 s: nobody is killed, the machine answers",
+        check_nearmiss, " ".join((COMMON_CMDLINE, GUARDS["oom_ext"], "oomtest.nearmiss_mode=both")),
+        script="stall-nearmiss", timeout_s=STALL_TIMEOUT_S))
     # Negative controls: the same workloads with stall protection off must
     # show the freeze, or the protected checks could not fail. (The storm
     # with no guard froze a calm 6.1 guest for 55 s without reaching the

@@ -229,6 +229,7 @@ stall_report() {
 	# A job that should live (the near miss) leaves its exit status here.
 	[ -e "$STALL/job.rc" ] && result job_rc "$(cat "$STALL/job.rc")"
 	[ -e "$STALL/job.mb" ] && result job_mb "$(cat "$STALL/job.mb")"
+	[ -e "$STALL/job.kinds" ] && result job_kinds "$(cat "$STALL/job.kinds")"
 	result sysrq_kills "$(dmesg | grep -c 'sysrq: Manual OOM execution')"
 	# oom_ext's own kills (its victim choice, issue 17) leave no kernel
 	# log line: its journal line "killed PID COMM (unit ...".
@@ -320,6 +321,22 @@ exit 0;'
 
 stall_nearmiss_body() {
 	local seconds=$1 below=$2 mode=$3 total avail mb rc
+	if [ "$mode" = both ]; then
+		# One job of each kind, one after the other (the suite's boot):
+		# job.rc is 0 only if both lived; job.kinds says which did not.
+		local kinds="" worst=0
+		for mode in active hold; do
+			stall_nearmiss_body "$seconds" "$below" "$mode"
+			rc=$(cat "$STALL/job.rc")
+			kinds="$kinds${kinds:+ }$mode:$rc:$(cat "$STALL/job.mb")"
+			[ "$rc" -ne 0 ] && worst=$rc
+			# Let the memory come back and the guard's episode end.
+			sleep 8
+		done
+		echo "$kinds" > "$STALL/job.kinds"
+		echo "$worst" > "$STALL/job.rc"
+		return
+	fi
 	total=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)
 	avail=$(awk '/^MemAvailable/ {print $2}' /proc/meminfo)
 	mb=$(( (avail - total * below / 100) / 1024 ))
