@@ -442,3 +442,75 @@ fn measured_swap_leak_counted_whole_is_left_to_the_freeze() {
         "{r:#?}"
     );
 }
+
+/// `replay` for a trace with its own `pswpout` column.
+fn replay_pswpout(
+    trace: &[(u64, u64, u64, u64, u64, u64, u64)],
+    p: HarmParams,
+) -> Vec<(u64, Response, String)> {
+    let mut m = Model::new(p);
+    let mut out = Vec::new();
+    let mut last_event: Option<u64> = None;
+    for (i, &(t, _, full_us, avail_kb, swap_free_kb, swap_out_kb, _)) in trace.iter().enumerate() {
+        if let Some(b) = trace[..=i].iter().rev().find(|r| t - r.0 >= 1000) {
+            if trace[i].1 - b.1 >= 150_000 && last_event.map_or(true, |e| t >= e + 1000) {
+                last_event = Some(t);
+                m.pressure(t, true);
+            }
+        }
+        let d = m.sample(Sample {
+            now_ms: t,
+            full_us,
+            avail_kb,
+            swap_free_kb,
+            swap_out_kb,
+            total_kb: SWAPLEAK_PSWPOUT_TOTAL_KB,
+        });
+        if let Some(r) = d.response {
+            if r == Response::Kill {
+                m.killed(t);
+            }
+            out.push((t, r, d.why()));
+        }
+    }
+    out
+}
+
+const SWAPLEAK_PSWPOUT_TOTAL_KB: u64 = 468_380;
+
+#[test]
+fn measured_swap_leak_with_its_pswpout_is_killed_at_the_floor() {
+    // A second run (tenth session), pswpout recorded: the disk took
+    // 0-1 MiB/s, then bursts of 13-49 MiB/s (queued for a 4 MiB/s disk),
+    // then nothing; the heartbeat froze from 60.8 s to 81.0 s (20.2 s;
+    // its 3.6 s gap at 40 s came with no memory pressure at all).
+    let t = traces::SWAPLEAK_PSWPOUT;
+    let (end, len) = t
+        .iter()
+        .find(|r| r.6 >= 10_000)
+        .map(|r| (r.0, r.6))
+        .unwrap();
+    assert_eq!((end - len) / 100, 608, "{end} {len}");
+    let r = replay_pswpout(t, HarmParams::default());
+    let kill = r
+        .iter()
+        .find(|(_, x, _)| *x == Response::Kill)
+        .expect("a kill");
+    assert!(kill.0 < 54_000, "{r:#?}");
+    assert!(kill.2.starts_with("memory exhausted"), "{r:#?}");
+    // All of SwapFree as headroom (the runway off; 170-250 MiB of it):
+    // only the freeze is harm (PSI full 77 %), 2.4 s later.
+    let p = HarmParams {
+        runway_ms: 0,
+        ..HarmParams::default()
+    };
+    let r = replay_pswpout(t, p);
+    let late = r
+        .iter()
+        .find(|(_, x, _)| *x == Response::Kill)
+        .expect("a kill");
+    assert!(
+        late.0 >= kill.0 + 2000 && late.2.starts_with("memory freeze"),
+        "{r:#?}"
+    );
+}
