@@ -116,6 +116,25 @@ class Results(unittest.TestCase):
                 BY_NAME["gracetime"].check(e)
                 self.assertEqual(e.failures == [], ok, e.failures)
 
+    def test_near_miss_check(self):
+        # The facts of stall-nearmiss@6.12 (2026-12-02): both jobs lived,
+        # no PSI event at all.
+        ok = {"done": "1", "finished": "1", "bystander_alive": "1", "heartbeat_alive": "1", "guard_alive": "1",
+              "worst_gap_ms": "3144", "beats": "352", "sysrq_kills": "0", "job_rc": "0",
+              "mem_total_kb": "475432", "job_kinds": "active:0:334 hold:0:331",
+              "guard_state": "mode=kernel stall_events=0 kills=0"}
+        e = Expect(fake_run(ok))
+        BY_NAME["stall-nearmiss"].check(e)
+        self.assertEqual(e.failures, [])
+        for bad, want in (({"job_kinds": "active:137:334 hold:0:331", "job_rc": "137"}, "did not finish"),
+                          ({"kernel_kills": "job:412"}, "kills in a near miss"),
+                          ({"job_kinds": "active:0:20 hold:0:331"}, "nothing was measured"),
+                          ({"job_kinds": "active:0:334"}, "nothing was measured"),
+                          ({"worst_gap_ms": "12000"}, "worst freeze 12000")):
+            e = Expect(fake_run({**ok, **bad}))
+            BY_NAME["stall-nearmiss"].check(e)
+            self.assertTrue(any(want in f for f in e.failures), (bad, e.failures))
+
 
 def saved_run(outdir, workload, guard, beats, facts, outcome="finished", reboot_at=None):
     """A stall run's directory as stall.boot leaves it: run.json and results.timed."""
