@@ -507,13 +507,13 @@ def stall_scenarios(Scenario):
         "(module_blacklist=oom_ext): no long freeze, leaker killed, bystander lives",
         check_protected(w.name, "oom_ext-fallback"), cmdline(w.name, "oom_ext-fallback"),
         script=w.script, timeout_s=STALL_TIMEOUT_S, qemu_args=qemu_args(w)))
-    # The near miss (issue 16): a job peaking a few % of RAM below the
-    # limit must live. Both kinds in one boot, one after the other: each
+    # The near miss (issue 16), with the harm model (not the default yet:
+    # docs/stall.md): a job peaking a few % of RAM below the limit must live. Both kinds in one boot, one after the other: each
     # ends and gives its memory back before the next begins.
     out.append(Scenario(
         "stall-nearmiss", "issue 16: near miss, a job touching its memory then one holding it, each "
         "peaking 6 % of RAM below what was available for 20 s: nobody is killed, the machine answers",
-        check_nearmiss, " ".join((COMMON_CMDLINE, GUARDS["oom_ext"], "oomtest.nearmiss_mode=both")),
+        check_nearmiss, " ".join((COMMON_CMDLINE, GUARDS["oom_ext"], "oom_ext.harm=1", "oomtest.nearmiss_mode=both")),
         script="stall-nearmiss", timeout_s=STALL_TIMEOUT_S))
     # Negative controls: the same workloads with stall protection off must
     # show the freeze, or the protected checks could not fail. (The storm
