@@ -154,6 +154,7 @@ static void buffer_grow(unsigned long events)
 			continue;
 		}
 		set_page_private(page, order);
+		oom_ext_test_grow_allocated(chunks + 1, order);
 		spin_lock_irqsave(&oom_ext_st.lock, flags);
 		live = !oom_ext_st.stopping && oom_ext_st.state == ST_ARMED &&
 		       oom_ext_st.oom_events == events;
@@ -163,8 +164,11 @@ static void buffer_grow(unsigned long events)
 		}
 		spin_unlock_irqrestore(&oom_ext_st.lock, flags);
 		if (!live) {
+			/* Too late: the buffer it was for is gone. */
 			set_page_private(page, 0);
 			__free_pages(page, order);
+			pr_info("buffer growth: the state changed while a %lu KiB chunk was allocated; chunk given back\n",
+				1UL << (order + PAGE_SHIFT - 10));
 			return;
 		}
 		oom_ext_test_grow_published(++chunks);
@@ -362,7 +366,7 @@ static void watch_work_fn(struct work_struct *work)
 static void rearm_work_fn(struct work_struct *work)
 {
 	unsigned long target, events, flags;
-	bool go = false;
+	bool go = false, counted;
 	long avail;
 	u64 t0, dt;
 
@@ -394,12 +398,17 @@ static void rearm_work_fn(struct work_struct *work)
 	dt = ktime_get_ns() - t0;
 
 	spin_lock_irqsave(&oom_ext_st.lock, flags);
-	if (oom_ext_st.oom_events == events) {
+	counted = oom_ext_st.oom_events == events;
+	if (counted) {
 		oom_ext_st.rearms++;
 		oom_ext_st.rearm_ns = dt;
 	}
 	spin_unlock_irqrestore(&oom_ext_st.lock, flags);
-	pr_info("re-arm took %llu us\n", dt / NSEC_PER_USEC);
+	if (counted)
+		pr_info("re-arm took %llu us\n", dt / NSEC_PER_USEC);
+	else
+		pr_info("re-arm stopped after %llu us by an OOM entry (not counted in rearms, rearm_ns)\n",
+			dt / NSEC_PER_USEC);
 	log_reserved(events);
 out:
 	if (go)

@@ -114,11 +114,14 @@ void oom_ext_notify_status(void);
 
 /*
  * test_knobs.c, only in a test build (make OOM_EXT_TEST=y): called by a
- * buffer growth after it published its @chunks-th chunk.
+ * buffer growth after it allocated its @chunk-th chunk (of @order, not
+ * yet published) and after it published its @chunks-th chunk.
  */
 #ifdef OOM_EXT_TEST
+void oom_ext_test_grow_allocated(unsigned int chunk, unsigned int order);
 void oom_ext_test_grow_published(unsigned int chunks);
 #else
+static inline void oom_ext_test_grow_allocated(unsigned int chunk, unsigned int order) { }
 static inline void oom_ext_test_grow_published(unsigned int chunks) { }
 #endif
 

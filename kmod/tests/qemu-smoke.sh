@@ -6,7 +6,8 @@
 #          bufsize, concurrent writers, trigger + poll(), unload during OOM,
 #          load/unload cycles vs MemFree, bad module parameters, symlinked
 #          flag path, an OOM entry during a bufsize write and a re-arm
-#          (with the test build oom_ext-test.ko, held mid-growth), a real
+#          (with the test build oom_ext-test.ko, held mid-growth), a chunk
+#          allocated as an OOM entry came (given back, not published), a real
 #          OOM (release, flag format, end of state, flag removal, re-arm
 #          after resettime)
 #   panic  gracetime=7 with kernel.panic=1 under a persistent OOM, the
