@@ -541,3 +541,26 @@ fn a_run_dir_linked_out_of_the_root_gets_no_lock_or_pid_file() {
     std::fs::remove_dir_all(&root).unwrap();
     std::fs::remove_dir_all(&outside).unwrap();
 }
+
+#[test]
+fn a_module_status_linked_out_of_the_root_is_not_read() {
+    let root = fake_root("statuslink", "kernel", "bufsize=32\npsi=0\n");
+    let outside = root.with_extension("status-outside");
+    std::fs::write(&outside, "state=oom\nreserved_bytes=0\n").unwrap();
+    std::fs::create_dir_all(root.join("sys/kernel/oom_ext")).unwrap();
+    // Absolute: inside the root it names <root>/<outside>, which is absent.
+    std::os::unix::fs::symlink(&outside, root.join("sys/kernel/oom_ext/status")).unwrap();
+    let child = guard(&root, &[]);
+    let log = wait_for(
+        &root.join("dev/kmsg"),
+        "kernel mode but cannot open /sys/kernel/oom_ext/status",
+    );
+    let state = wait_for(&root.join("run/oom-ext/guard.state"), "pid=");
+    assert!(
+        !state.contains("module_state=oom"),
+        "read outside: {state} {log}"
+    );
+    assert!(stop(child).success());
+    std::fs::remove_dir_all(&root).unwrap();
+    std::fs::remove_file(&outside).unwrap();
+}

@@ -12,8 +12,10 @@ use crate::module_status;
 use crate::params::Params;
 use crate::paths;
 use crate::root::Root;
+use crate::rootfs;
 use crate::sys;
 use crate::sys::now_ms;
+use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -21,7 +23,7 @@ use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::FileTypeExt;
 
 fn fs_is(fd: &impl AsFd, fs: sys::Fs) -> bool {
     sys::fs_of(fd) == fs
@@ -182,16 +184,21 @@ impl Sources {
         self.vmstat_kills.unwrap_or(0)
     }
 
+    /// Opens `path` inside the root ([`rootfs::open`]).
+    fn open_in_root(&self, path: &str, flags: OFlag) -> Result<OwnedFd, rootfs::Error> {
+        rootfs::open(&self.root, path, flags, nix::sys::stat::Mode::empty())
+    }
+
     fn open_status(&mut self, log: &Log) {
-        let path = self.root.join(paths::MODULE_STATUS);
-        match std::fs::File::open(&path) {
-            Ok(f) => {
+        match self.open_in_root(paths::MODULE_STATUS, OFlag::O_RDONLY) {
+            Ok(fd) => {
+                let f = std::fs::File::from(fd);
                 self.status_pollable = fs_is(&f, sys::Fs::Sys);
                 self.status_fd = Some(f);
             }
             Err(e) => log.warn(&format!(
-                "kernel mode but cannot open {}: {e}",
-                path.display()
+                "kernel mode but cannot open /{}: {e}",
+                paths::MODULE_STATUS
             )),
         }
     }
@@ -205,19 +212,18 @@ impl Sources {
         if !params.psi {
             return;
         }
-        let path = self.root.join(paths::PSI_MEMORY);
-        let fd = match sys::open(&path, sys::Open::RDWR | sys::Open::NONBLOCK) {
+        let path = paths::PSI_MEMORY;
+        let fd = match self.open_in_root(path, OFlag::O_RDWR | OFlag::O_NONBLOCK) {
             Ok(fd) => fd,
             Err(e) => {
                 self.psi_error = Some(format!(
-                    "cannot open {}: {e} (kernel without PSI, or psi=0 on the command line)",
-                    path.display()
+                    "cannot open /{path}: {e} (kernel without PSI, or psi=0 on the command line)"
                 ));
                 return;
             }
         };
         if !fs_is(&fd, sys::Fs::Proc) {
-            self.psi_error = Some(format!("{} is not in procfs", path.display()));
+            self.psi_error = Some(format!("/{path} is not in procfs"));
             return;
         }
         let trig = params.psi_trigger();
@@ -233,14 +239,10 @@ impl Sources {
     }
 
     fn open_kmsg(&mut self) {
-        let path = self.root.join(paths::KMSG);
-        let Ok(f) = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&path)
-        else {
+        let Ok(fd) = self.open_in_root(paths::KMSG, OFlag::O_RDONLY | OFlag::O_NONBLOCK) else {
             return;
         };
+        let f = std::fs::File::from(fd);
         // /dev/kmsg is a character device; a FIFO stands in for it in tests
         // against a fake root. A regular file would make poll spin.
         let ft = match f.metadata() {
