@@ -374,6 +374,22 @@ def _check_policy_parent(e):
     e.equal("c.forker_alive", 0)
     e.equal("c.sibling_alive", 1)
     e.equal("c.parent_journal", 1)
+    # oom-ext status: the settings of the SIGHUP, the rules per file, the bad line, the list.
+    e.contains("c.status", "policy:        kill, kill_scope=process, dry_run=0, parent_max=2, parent_expire=120|")
+    e.contains("c.status", "policy rules:  2 (/etc/oom-ext/policy.conf 2)|")
+    e.contains("c.status", "policy error:  /etc/oom-ext/policy.conf:4: ")
+    e.contains("c.status", "victims list:  1. policy-lista.service (unit)|")
+    e.contains("c.status_json", '"policy":{"policy":"kill","kill_scope":"process","dry_run":false,"parent_max":2')
+    # kill.d: one run per kill (the hogs, then the parent), told by variables and JSON, at
+    # oom_score_adj 0 and SCHED_OTHER (not the guard's -1000 and real-time priority).
+    hooks = [h for h in (e.fact("c.killhook") or "").split("|") if h]
+    forker = e.fact("c.forker_pid")
+    e.that(len(hooks) >= 3, f"kill.d ran {len(hooks)} times in phase C, expected 3 (two hogs, the parent): {hooks}")
+    e.that(any(h.startswith("kill ") and ' hog policy-forkc.service adj=0 sched=0 json={"event":"kill"' in h
+               for h in hooks), f"no kill.d run for a hog at adj=0 sched=0: {hooks}")
+    e.that(any(h.startswith(f"parent {forker} forker policy-forkc.service adj=0 sched=0 json=") and
+               '"reason":"parent_max=2 of its children were OOM victims' in h for h in hooks),
+           f"no kill.d run for the parent {forker}: {hooks}")
 
 
 def _check_policy_panic(e):

@@ -122,7 +122,7 @@ result b.kills "$(guard_kills "$t1")"
 result b.kill_lines "$(guard_lines "$t1" | grep '^killed ' | head -n 6 | tr '\n' '|')"
 result b.kernel_kills "$(($(vmstat oom_kill) - kills_before))"
 # kill_scope=unit (command line): nothing of the thrash unit is left.
-result b.thrash_left "$(wc -l < /sys/fs/cgroup/system.slice/policy-thrash-b.service/cgroup.procs 2>/dev/null || echo 0)"
+result b.thrash_left "$({ wc -l < /sys/fs/cgroup/system.slice/policy-thrash-b.service/cgroup.procs; } 2>/dev/null || echo 0)"
 result b.kernel_killed "$(dmesg | sed -n 's/.*Killed process \([0-9]*\) (\([^)]*\)).*/\2:\1/p' | paste -sd, -)"
 result b.fallbacks "$(guard_lines "$t1" | grep -c 'falling back to sysrq f')"
 result b.victims_list "$("$oom_ext" victims list | tr '\n' '|')"
@@ -157,6 +157,21 @@ set_param parent_expire 120
 kill -HUP "$guard"
 sleep 2
 result c.policy_line "$(guard_lines "$t2" | grep '^policy: ' | tail -n 1)"
+# `oom-ext status` shows the policy in effect.
+result c.status "$("$oom_ext" status | grep -E '^(policy|victims list)' | tr '\n' '|')"
+result c.status_json "$("$oom_ext" status --json | grep -o '"policy":{[^}]*' | head -n 1)"
+# A kill.d hook: what it is told and how it runs (from the guard's sandbox).
+mkdir -p /etc/oom-ext/kill.d
+cat > /etc/oom-ext/kill.d/50-record <<'EOF'
+#!/bin/sh
+{
+	printf '%s %s %s %s adj=%s sched=%s json=' "$OOM_EXT_EVENT" "$OOM_EXT_VICTIM_PID" "$OOM_EXT_VICTIM_COMM" \
+		"$OOM_EXT_VICTIM_UNIT" "$(cat /proc/self/oom_score_adj)" "$(cut -d' ' -f41 /proc/self/stat)"
+	head -c 400
+	echo
+} >> /run/oomtest-killhook.log
+EOF
+chmod 0755 /etc/oom-ext/kill.d/50-record
 # The unit: the forker (its children are greedy hogs, one at a time, the
 # next a second after a kill), its sibling, and the page-cache reader.
 cat > "$STALL/forkc.sh" <<'EOF'
@@ -185,6 +200,8 @@ result c.forker_alive "$(alive "$forker" forker && echo 1 || echo 0)"
 result c.sibling_alive "$(alive "$sibling" sibling && echo 1 || echo 0)"
 result c.kills "$(guard_kills "$t2")"
 result c.parent_line "$(guard_lines "$t2" | grep '^killed parent ' | head -n 1)"
+sleep 2
+result c.killhook "$(tr '\n' '|' < /run/oomtest-killhook.log 2>/dev/null | head -c 2000)"
 result c.parent_journal "$(journalctl -b --no-pager -o cat MESSAGE_ID=c777a692d4af49639b21bd222aafa6f3 2>/dev/null | grep -c '^killed parent ')"
 result c.timeline "$(guard_lines "$t2" | tail -n 20 | tr '\n' '|' | head -c 2000)"
 systemctl stop policy-forkc.service 2>/dev/null
