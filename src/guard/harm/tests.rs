@@ -289,15 +289,30 @@ fn replay_with(
     total_kb: u64,
     p: HarmParams,
 ) -> Vec<(u64, Response, String)> {
+    let rows: Vec<_> = trace.iter().map(|r| (r.0, r.1, r.2, r.3, r.4)).collect();
+    let mut swap_out = SwapOut::new();
+    replay_rows(
+        &rows,
+        |_, swap_free_kb| swap_out.at(swap_free_kb),
+        total_kb,
+        p,
+    )
+}
+
+/// The replay itself, over (ms, PSI some us, PSI full us, MemAvailable kB,
+/// SwapFree kB) rows; `swap_out(i, swap_free_kb)` gives row i's swap-out.
+fn replay_rows(
+    rows: &[(u64, u64, u64, u64, u64)],
+    mut swap_out: impl FnMut(usize, u64) -> u64,
+    total_kb: u64,
+    p: HarmParams,
+) -> Vec<(u64, Response, String)> {
     let mut m = Model::new(p);
     let mut out = Vec::new();
     let mut last_event: Option<u64> = None;
-    let mut swap_out = SwapOut::new();
-    for (i, &(t, _, full_us, avail_kb, swap_free_kb, _)) in trace.iter().enumerate() {
-        let back = trace[..=i].iter().rev().find(|r| t - r.0 >= 1000);
-        if let Some(b) = back {
-            let some = trace[i].1 - b.1;
-            if some >= 150_000 && last_event.map_or(true, |e| t >= e + 1000) {
+    for (i, &(t, some_us, full_us, avail_kb, swap_free_kb)) in rows.iter().enumerate() {
+        if let Some(b) = rows[..=i].iter().rev().find(|r| t - r.0 >= 1000) {
+            if some_us - b.1 >= 150_000 && last_event.map_or(true, |e| t >= e + 1000) {
                 last_event = Some(t);
                 m.pressure(t, true);
             }
@@ -307,7 +322,7 @@ fn replay_with(
             full_us,
             avail_kb,
             swap_free_kb,
-            swap_out_kb: swap_out.at(swap_free_kb),
+            swap_out_kb: swap_out(i, swap_free_kb),
             total_kb,
         });
         if let Some(r) = d.response {
@@ -448,32 +463,8 @@ fn replay_pswpout(
     trace: &[(u64, u64, u64, u64, u64, u64, u64)],
     p: HarmParams,
 ) -> Vec<(u64, Response, String)> {
-    let mut m = Model::new(p);
-    let mut out = Vec::new();
-    let mut last_event: Option<u64> = None;
-    for (i, &(t, _, full_us, avail_kb, swap_free_kb, swap_out_kb, _)) in trace.iter().enumerate() {
-        if let Some(b) = trace[..=i].iter().rev().find(|r| t - r.0 >= 1000) {
-            if trace[i].1 - b.1 >= 150_000 && last_event.map_or(true, |e| t >= e + 1000) {
-                last_event = Some(t);
-                m.pressure(t, true);
-            }
-        }
-        let d = m.sample(Sample {
-            now_ms: t,
-            full_us,
-            avail_kb,
-            swap_free_kb,
-            swap_out_kb,
-            total_kb: SWAPLEAK_PSWPOUT_TOTAL_KB,
-        });
-        if let Some(r) = d.response {
-            if r == Response::Kill {
-                m.killed(t);
-            }
-            out.push((t, r, d.why()));
-        }
-    }
-    out
+    let rows: Vec<_> = trace.iter().map(|r| (r.0, r.1, r.2, r.3, r.4)).collect();
+    replay_rows(&rows, |i, _| trace[i].5, SWAPLEAK_PSWPOUT_TOTAL_KB, p)
 }
 
 const SWAPLEAK_PSWPOUT_TOTAL_KB: u64 = 468_380;
