@@ -32,7 +32,7 @@ CARGO        ?= cargo
 # What `make` builds, whatever the target: a copy of cargo's output.
 BIN          := target/oom-ext
 # STD=source: the x86_64-unknown-linux-musl target with Rust's std rebuilt
-# from source (no backtrace symbolizer, sized for space): a 0.28 MB
+# from source (no backtrace symbolizer, sized for space): a 0.47 MB
 # static-pie binary whose whole image the guard can lock in under 1 MiB of
 # RAM (docs/benchmarks.md, "Binary size"). It needs Debian 12's rustc-web,
 # cargo-web and rust-web-src of one version (the std source that compiler
