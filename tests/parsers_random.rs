@@ -122,6 +122,13 @@ fn cmdline_and_params_file_never_escape_their_bounds() {
         }
         let (q, _) = Params::from_file(&line);
         params_in_bounds(&q);
+        // The params file as the guard reads it (SIGHUP): raw bytes over
+        // the values in effect; each problem one escaped line.
+        let (q, problems) = cmdline::params_over(&p2, &raw);
+        params_in_bounds(&q);
+        for pr in problems {
+            assert!(!pr.contains('\n') && !pr.contains('\u{1b}'), "{pr:?}");
+        }
         // What we write, we read back unchanged.
         assert_eq!(Params::from_file(&p.to_file()).0, p);
     }

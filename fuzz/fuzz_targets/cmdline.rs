@@ -1,6 +1,7 @@
 #![no_main]
-//! The kernel command line (raw bytes, as /proc/cmdline holds them) and
-//! /run/oom-ext/params: parse anything, stay in bounds.
+//! The kernel command line and /run/oom-ext/params, both raw bytes as the
+//! binary reads them (cmdline::parse, cmdline::params_over): parse
+//! anything, stay in bounds, log lines stay one escaped line.
 use libfuzzer_sys::fuzz_target;
 use oom_ext::params::{check_flag_path, Kind, Params, TABLE};
 
@@ -10,9 +11,16 @@ fuzz_target!(|data: &[u8]| {
         let s = d.to_string();
         assert!(!s.contains('\n') && !s.contains('\u{1b}') && s.len() < 512);
     }
-    // Params::from_file takes text: a non-UTF-8 line can only be invalid.
-    let text = String::from_utf8_lossy(data);
-    for p in [from_cmdline, Params::from_file(&text).0] {
+    // /run/oom-ext/params as the guard reads it on SIGHUP: raw bytes over
+    // the values in effect (a bad line keeps them).
+    let (from_file, problems) = oom_ext::cmdline::params_over(&from_cmdline, data);
+    for pr in &problems {
+        assert!(
+            !pr.contains('\n') && !pr.contains('\u{1b}') && pr.len() < 4096,
+            "{pr:?}"
+        );
+    }
+    for p in [from_cmdline, from_file] {
         for row in TABLE {
             if let Kind::Number { min, max, off, .. } = row.kind {
                 let v: u32 = p.get(row.key).unwrap().parse().unwrap();
