@@ -39,13 +39,21 @@ pub struct Log {
     pub echo: bool,
 }
 
+/// `msg` on one line: control characters (C0, DEL, C1) become spaces, so
+/// nothing a message quotes can move a terminal's cursor or start a record.
+pub fn one_line(msg: &str) -> String {
+    msg.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 /// `<prio>oom-ext[pid]: msg` (one line, control characters replaced).
 pub fn kmsg_line(level: Level, pid: u32, msg: &str) -> String {
-    let clean: String = msg
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    format!("<{}>oom-ext[{pid}]: {clean}\n", FACILITY + level as u8)
+    format!(
+        "<{}>oom-ext[{pid}]: {}\n",
+        FACILITY + level as u8,
+        one_line(msg)
+    )
 }
 
 /// RFC 3164 timestamp `Mmm dd hh:mm:ss` in UTC (no time zone database in an
@@ -98,6 +106,35 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// `/dev/kmsg` under the root for appending: resolved inside it, not a
+/// symlink, never blocking (a FIFO without reader), and only a character
+/// device, a FIFO or (a fake root's stand-in) a regular file with one link:
+/// log lines never land in a file a link points to.
+pub fn open_kmsg(root: &Root) -> std::io::Result<std::fs::File> {
+    use nix::fcntl::OFlag;
+    let fd = crate::rootfs::open(
+        root,
+        "dev/kmsg",
+        OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let f = std::fs::File::from(fd);
+    let st =
+        nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&f)).map_err(crate::sys::errno)?;
+    let ok = match st.st_mode & libc::S_IFMT {
+        libc::S_IFCHR | libc::S_IFIFO => true,
+        libc::S_IFREG => st.st_nlink == 1,
+        _ => false,
+    };
+    if !ok {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "/dev/kmsg is not a device, FIFO or single-link file: not written",
+        ));
+    }
+    Ok(f)
+}
+
 impl Log {
     pub fn new(root: Root, sink: Sink) -> Self {
         Log {
@@ -118,7 +155,7 @@ impl Log {
     pub fn log(&self, level: Level, msg: &str) {
         let pid = std::process::id();
         if self.echo {
-            eprintln!("oom-ext: {msg}");
+            eprintln!("oom-ext: {}", one_line(msg));
         }
         if self.sink == Sink::Syslog && self.syslog(level, pid, msg).is_ok() {
             return;
@@ -127,14 +164,12 @@ impl Log {
             return;
         }
         if !self.echo {
-            eprintln!("oom-ext: {msg}");
+            eprintln!("oom-ext: {}", one_line(msg));
         }
     }
 
     fn kmsg(&self, level: Level, pid: u32, msg: &str) -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.root.join("dev/kmsg"))?;
+        let mut f = open_kmsg(&self.root)?;
         // One write() is one record for /dev/kmsg.
         f.write_all(kmsg_line(level, pid, msg).as_bytes())
     }
@@ -161,7 +196,7 @@ impl Log {
     pub fn event(&self, level: Level, msg: &str, id: &str, fields: &[(&str, String)]) {
         if self.sink == Sink::Syslog && self.journal(level, msg, id, fields).is_ok() {
             if self.echo {
-                eprintln!("oom-ext: {msg}");
+                eprintln!("oom-ext: {}", one_line(msg));
             }
             return;
         }

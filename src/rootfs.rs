@@ -265,6 +265,13 @@ impl Dir {
         Ok((std::fs::File::from(fd), st))
     }
 
+    /// Reads at most `cap` bytes of the regular file `name` in this
+    /// directory ([`Dir::open_regular`]).
+    pub fn read_head(&self, name: &CStr, cap: usize) -> Result<Capped> {
+        let (f, st) = self.open_regular(name)?;
+        read_capped_file(f, &st, cap)
+    }
+
     /// Writes `data` as `name`: a temp file with an unpredictable name,
     /// created `O_EXCL`, fsynced, renamed over `name`; the directory is
     /// fsynced. An existing `name` is replaced, never truncated or followed.
@@ -486,6 +493,23 @@ pub fn write_existing(root: &Root, path: &str, data: &[u8]) -> Result<()> {
     }
     // One write() is one command for these files.
     std::fs::File::from(fd).write_all(data).map_err(Error::Io)
+}
+
+/// Opens (creating it if missing) a lock file inside the root, read-write:
+/// never following a symlink, never blocking on a FIFO, and only a regular
+/// file is kept (anything else is [`Error::NotRegular`]). Never truncated.
+pub fn open_lock(root: &Root, path: &str, mode: u32) -> Result<std::fs::File> {
+    let fd = open(
+        root,
+        path,
+        OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
+        Mode::from_bits_truncate(mode),
+    )?;
+    let st = fstat(fd.as_raw_fd()).map_err(io_err)?;
+    if !is_regular(&st) {
+        return Err(Error::NotRegular(kind(st.st_mode)));
+    }
+    Ok(std::fs::File::from(fd))
 }
 
 /// Removes the entry at `path` (see [`Dir::remove`]).

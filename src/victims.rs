@@ -13,7 +13,6 @@ use crate::policy::load::{load_list, parse_list, serialize_list, valid_unit, VIC
 use crate::policy::proctable;
 use crate::policy::rank::Listed;
 use crate::root::Root;
-use std::os::unix::fs::OpenOptionsExt;
 
 const LOCK: &str = "run/oom-ext/victims.lock";
 
@@ -108,13 +107,7 @@ pub fn run(root: &Root, action: &str, words: &[String]) -> (i32, String) {
             format!("cannot create /{}: {e}\n", crate::paths::RUN_DIR),
         );
     }
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(root.join(LOCK))
+    let lock = crate::rootfs::open_lock(root, LOCK, 0o600)
         .map_err(|e| e.to_string())
         .and_then(|f| {
             nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)

@@ -692,3 +692,138 @@ fn adopt_from_a_unit_with_fewer_capabilities_than_the_guard_knows_its_pid() {
     );
     std::fs::remove_dir_all(r).unwrap();
 }
+
+/// [`bin`], killed after `secs`: `None` when it had to be (it blocked).
+fn bin_within(root: &Path, args: &[&str], secs: u64) -> Option<(i32, String)> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(secs) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    Some((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    ))
+}
+
+fn mkfifo(p: &Path) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+}
+
+/// Beyond the list (class "paths" and "opens"): the log's own /dev/kmsg is
+/// opened inside the root, without blocking, and never written through a
+/// link.
+#[test]
+fn class_dev_kmsg_is_neither_followed_nor_waited_on() {
+    let r = fake_root("kmsg");
+    std::fs::write(r.join("proc/cmdline"), "oom_ext.bufsize=abc\n").unwrap();
+    let outside = r.with_extension("victim");
+    std::fs::write(&outside, "precious\n").unwrap();
+    std::fs::remove_file(r.join("dev/kmsg")).unwrap();
+    std::os::unix::fs::symlink(&outside, r.join("dev/kmsg")).unwrap();
+    let (code, out) = bin_within(&r, &["init", "--no-guard"], 20).expect("init blocked");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious\n");
+    // Not lost: stderr has it instead, on one line.
+    assert!(out.contains("ignoring oom_ext.bufsize=\"abc\""), "{out}");
+    // A hard link to another file is not appended to either.
+    std::fs::remove_file(r.join("dev/kmsg")).unwrap();
+    std::fs::hard_link(&outside, r.join("dev/kmsg")).unwrap();
+    assert_eq!(
+        bin_within(&r, &["init", "--no-guard"], 20)
+            .expect("init blocked")
+            .0,
+        0
+    );
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious\n");
+    // A FIFO without a reader: init does not wait for one.
+    std::fs::remove_file(r.join("dev/kmsg")).unwrap();
+    mkfifo(&r.join("dev/kmsg"));
+    let (code, out) =
+        bin_within(&r, &["init", "--no-guard"], 20).expect("init blocked on the FIFO");
+    assert_eq!(code, 0, "{out}");
+    std::fs::remove_dir_all(&r).unwrap();
+    std::fs::remove_file(outside).unwrap();
+}
+
+/// Beyond the list: the victim policy's /proc reads (status shows listed
+/// pids, `victims add PID` looks the pid up) go through the same file
+/// layer: a FIFO does not block, a link out of the root is not followed.
+#[test]
+fn class_proc_files_of_a_fake_root_are_read_inside_it_and_never_block() {
+    let r = fake_root("proc");
+    const STAT: &str = "4243 (leak) S 1 4243 4243 0 -1 4194560 3 0 0 0 1 2 0 0 20 0 1 0 98765 12345678 300 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+    std::fs::write(r.join("run/oom-ext/victims"), "4242 5\n").unwrap();
+    mkfifo(&r.join("proc/4242/stat"));
+    let (code, out) = bin_within(&r, &["status"], 20).expect("status blocked on proc/4242/stat");
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = bin_within(&r, &["victims", "add", "4242"], 20).expect("victims blocked");
+    assert_eq!(code, 1, "{out}");
+    // proc/4243/stat -> a host file with a valid stat line: not followed.
+    let outside = r.with_extension("stat");
+    std::fs::write(&outside, STAT).unwrap();
+    std::fs::create_dir_all(r.join("proc/4243")).unwrap();
+    std::os::unix::fs::symlink(&outside, r.join("proc/4243/stat")).unwrap();
+    let (code, out) = bin_within(&r, &["victims", "add", "4243"], 20).expect("victims blocked");
+    assert_eq!((code, out.contains("no process 4243")), (1, true), "{out}");
+    // The same line as a regular file inside the root is the process.
+    std::fs::remove_file(r.join("proc/4243/stat")).unwrap();
+    std::fs::write(r.join("proc/4243/stat"), STAT).unwrap();
+    let (code, out) = bin_within(&r, &["victims", "add", "4243"], 20).expect("victims blocked");
+    assert_eq!(code, 0, "{out}");
+    std::fs::remove_dir_all(&r).unwrap();
+    std::fs::remove_file(outside).unwrap();
+}
+
+/// Beyond the list: the guard's and the victims list's lock files are
+/// regular files inside the root; a FIFO there is refused at once.
+#[test]
+fn class_lock_files_are_regular_files_inside_the_root() {
+    let r = guard_root("locks", "enabled=1\n");
+    mkfifo(&r.join("run/oom-ext/victims.lock"));
+    let (code, out) = bin_within(&r, &["victims", "add", "x.service"], 20)
+        .expect("victims blocked on the FIFO lock");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FIFO"), "{out}");
+    std::fs::remove_file(r.join("run/oom-ext/victims.lock")).unwrap();
+    // run/oom-ext -> /HOST/out: the lock is made inside the root, not there.
+    let out_dir = r.with_extension("out");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let inside = r.join(out_dir.strip_prefix("/").unwrap());
+    std::fs::create_dir_all(&inside).unwrap();
+    std::fs::rename(r.join("run/oom-ext"), r.join("run/oom-ext.real")).unwrap();
+    std::os::unix::fs::symlink(&out_dir, r.join("run/oom-ext")).unwrap();
+    let (code, out) =
+        bin_within(&r, &["victims", "add", "x.service"], 20).expect("victims blocked");
+    assert_eq!(code, 0, "{out}");
+    assert!(inside.join("victims.lock").exists());
+    assert_eq!(
+        std::fs::read_dir(&out_dir).unwrap().count(),
+        0,
+        "written outside the root"
+    );
+    std::fs::remove_file(r.join("run/oom-ext")).unwrap();
+    std::fs::rename(r.join("run/oom-ext.real"), r.join("run/oom-ext")).unwrap();
+    mkfifo(&r.join("run/oom-ext/guard.lock"));
+    let (code, out) = bin_within(&r, &["guard"], 20).expect("the guard ran on a FIFO lock");
+    assert_eq!(code, 1, "{out}");
+    assert!(kmsg(&r).contains("guard.lock: is a FIFO"), "{}", kmsg(&r));
+    std::fs::remove_dir_all(&r).unwrap();
+    std::fs::remove_dir_all(out_dir).unwrap();
+}

@@ -37,13 +37,16 @@ pub(super) enum Lock {
 
 pub(super) fn take_lock(root: &Root, resume: bool) -> std::io::Result<Lock> {
     rootfs::create_dir_all(root, paths::RUN_DIR, 0o755)?;
-    let path = root.join(paths::LOCKFILE);
-    // Not O_CLOEXEC: the lock must stay held across the re-exec after
+    // Inside the root, a regular file only (a FIFO or a link there is
+    // refused, never waited on or followed).
+    let file = rootfs::open_lock(root, paths::LOCKFILE, 0o644)?;
+    // Not close-on-exec: the lock must stay held across the re-exec after
     // switch-root (same pid, same open file description).
-    let file = std::fs::File::from(sys::open_inherited(
-        &path,
-        sys::Open::RDWR | sys::Open::CREATE | sys::Open::NOFOLLOW,
-    )?);
+    nix::fcntl::fcntl(
+        std::os::fd::AsRawFd::as_raw_fd(&file),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .map_err(sys::errno)?;
     match sys::try_lock_exclusive(&file) {
         Ok(true) => Ok(Lock::Mine(file)),
         Ok(false) => {

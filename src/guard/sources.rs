@@ -190,7 +190,18 @@ impl Sources {
     }
 
     fn open_status(&mut self, log: &Log) {
-        match self.open_in_root(paths::MODULE_STATUS, OFlag::O_RDONLY) {
+        // Never blocking on a FIFO a fake root has there; sysfs's is a
+        // regular file.
+        let opened = self
+            .open_in_root(paths::MODULE_STATUS, OFlag::O_RDONLY | OFlag::O_NONBLOCK)
+            .and_then(
+                |fd| match nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)) {
+                    Ok(st) if rootfs::is_regular(&st) => Ok(fd),
+                    Ok(st) => Err(rootfs::Error::NotRegular(rootfs::kind(st.st_mode))),
+                    Err(e) => Err(rootfs::Error::Io(sys::errno(e))),
+                },
+            );
+        match opened {
             Ok(fd) => {
                 let f = std::fs::File::from(fd);
                 self.status_pollable = fs_is(&f, sys::Fs::Sys);

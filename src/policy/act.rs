@@ -62,13 +62,12 @@ pub enum Outcome {
 }
 
 fn read_start(root: &Root, pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(root.join(format!("proc/{pid}/stat"))).ok()?;
-    proctable::parse_stat(&s).map(|s| s.start_time)
+    proctable::read_start(root, pid)
 }
 
 fn oom_group_set(root: &Root, cg: &str) -> bool {
-    let p = root.join(format!("sys/fs/cgroup{cg}/memory.oom.group"));
-    std::fs::read_to_string(p).is_ok_and(|s| s.trim() == "1")
+    crate::rootfs::read_small(root, &format!("sys/fs/cgroup{cg}/memory.oom.group"))
+        .is_some_and(|s| std::str::from_utf8(&s).is_ok_and(|t| t.trim() == "1"))
 }
 
 /// The cgroup to take whole with the victim, if any: a `memory.oom.group`
@@ -270,8 +269,12 @@ impl Chooser {
                 if read_start(&self.root, pid) != Some(start) {
                     continue;
                 }
-                let path = self.root.join(format!("proc/{pid}/oom_score_adj"));
-                if let Err(e) = std::fs::write(path, to.to_string()) {
+                // Inside the root, an existing regular file only: a link
+                // planted in a fake root's proc is not written through.
+                let path = format!("proc/{pid}/oom_score_adj");
+                if let Err(e) =
+                    crate::rootfs::write_existing(&self.root, &path, to.to_string().as_bytes())
+                {
                     log.warn(&format!(
                         "cannot set oom_score_adj of {pid} {name} to {to}: {e}"
                     ));
@@ -630,7 +633,7 @@ mod tests {
             lines,
             [
                 "dry run: would kill 11 b (unit b.service, rss 1 MiB, oom_score 200) with its cgroup /system.slice/b.service chosen by oom_score; runner-up 10 a (unit a.service, rss 1 MiB, oom_score 100) by oom_score",
-                "cannot write 1 to /system.slice/b.service/cgroup.kill: No such file or directory (os error 2); killing 11 alone",
+                "cannot write 1 to /system.slice/b.service/cgroup.kill: does not exist; killing 11 alone",
                 "not killing 11: a fake root's pids are not this machine's; the kernel's OOM killer chooses",
                 "no process oom_ext may kill among 1 (the kernel's OOM killer chooses)",
             ]

@@ -48,13 +48,9 @@ pub fn kill_group(root: &Root, group: &str) -> std::io::Result<()> {
     {
         return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
     }
-    let path = root.join("sys/fs/cgroup").join(rel).join("cgroup.kill");
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, b"1"))
+    // Inside the root, an existing regular file (kernfs's are), not a link.
+    let path = format!("sys/fs/cgroup/{rel}/cgroup.kill");
+    Ok(crate::rootfs::write_existing(root, &path, b"1")?)
 }
 
 #[cfg(test)]

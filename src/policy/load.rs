@@ -42,10 +42,12 @@ pub fn load_policy(root: &Root) -> (Policy, Vec<String>) {
     let mut policy = Policy::default();
     let mut problems = Vec::new();
     let mut files = vec![format!("/{POLICY_CONF}")];
-    match std::fs::read_dir(root.join(POLICY_D)) {
-        Ok(dir) => {
-            let mut names: Vec<String> = dir
-                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+    // Listed inside the root, like its files are read.
+    match rootfs::open_dir(root, POLICY_D).and_then(|d| d.entries()) {
+        Ok(entries) => {
+            let mut names: Vec<String> = entries
+                .into_iter()
+                .filter_map(|(n, _)| String::from_utf8(n).ok())
                 .filter(|n| n.ends_with(".conf") && !n.starts_with('.'))
                 .collect();
             names.sort();
@@ -58,7 +60,7 @@ pub fn load_policy(root: &Root) -> (Policy, Vec<String>) {
             }
             files.extend(names.into_iter().map(|n| format!("/{POLICY_D}/{n}")));
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(rootfs::Error::Missing) => {}
         Err(e) => problems.push(format!("/{POLICY_D}: {e}, its files are not read")),
     }
     for f in &files {
@@ -188,6 +190,28 @@ mod tests {
             problems,
             ["/etc/oom-ext/policy.conf: is a FIFO, not a regular file: not opened, file ignored"]
         );
+    }
+
+    #[test]
+    fn a_symlinked_policy_d_is_listed_inside_the_root() {
+        // policy.d -> /HOST/out: resolved inside the root ($R/HOST/out),
+        // never the host's directory of that name.
+        let d = scratch("dirlink");
+        let out = d.with_extension("out");
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("20-host.conf"), "protect name=host\n").unwrap();
+        let inside = d.join(out.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(&inside).unwrap();
+        std::fs::write(inside.join("10-in.conf"), "avoid name=in\n").unwrap();
+        std::fs::remove_dir(d.join(POLICY_D)).unwrap();
+        std::os::unix::fs::symlink(&out, d.join(POLICY_D)).unwrap();
+        let (pol, problems) = load_policy(&Root::new(&d));
+        std::fs::remove_dir_all(&d).unwrap();
+        std::fs::remove_dir_all(&out).unwrap();
+        let verbs: Vec<&str> = pol.rules.iter().map(|r| r.verb.as_str()).collect();
+        assert_eq!(verbs, ["avoid"], "{problems:?}");
+        assert!(problems.is_empty(), "{problems:?}");
     }
 
     #[test]

@@ -2,23 +2,23 @@
 //! file beside the one function that reads them.
 //!
 //! Reads are capped and never block: procfs files of a process that exits
-//! meanwhile just end the entry (the process is left out). The reads here
-//! are plain `open`+capped `read` of procfs files; they do not go through
-//! a hardened open-in-root because procfs has no user-made symlinks or
-//! FIFOs to fall into (the `exe` link is read with `readlink`, never
-//! followed).
+//! meanwhile just end the entry (the process is left out). They go through
+//! crate::rootfs like every path under the root: a fake root's `proc` may
+//! hold symlinks out of it, FIFOs or huge files (`status --root IMAGE`),
+//! so only regular files are read, inside the root, and the `exe` link is
+//! read with `readlinkat`, never followed.
 #![forbid(unsafe_code)]
 
 use super::Proc;
 use crate::root::Root;
-use std::io::Read;
-use std::path::Path;
+use crate::rootfs::{self, Dir};
+use std::ffi::CString;
 
 /// `PF_KTHREAD` in `/proc/PID/stat`'s flags.
 const PF_KTHREAD: u64 = 0x0020_0000;
 /// More of a command line than any rule needs.
-pub const CMDLINE_CAP: u64 = 4096;
-const SMALL_CAP: u64 = 4096;
+pub const CMDLINE_CAP: usize = 4096;
+const SMALL_CAP: usize = 4096;
 
 /// What the chooser needs from `/proc/PID/stat`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,35 +75,43 @@ pub fn join_cmdline(raw: &[u8]) -> String {
     parts.join(" ")
 }
 
-fn read_capped(path: &Path, cap: u64) -> Option<Vec<u8>> {
-    let mut buf = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(cap)
-        .read_to_end(&mut buf)
-        .ok()?;
-    Some(buf)
+fn read_capped(dir: &Dir, name: &str, cap: usize) -> Option<Vec<u8>> {
+    let name = CString::new(name).ok()?;
+    Some(dir.read_head(&name, cap).ok()?.bytes)
 }
 
-fn read_str(path: &Path) -> Option<String> {
-    read_capped(path, SMALL_CAP).map(|b| String::from_utf8_lossy(&b).into_owned())
+fn read_str(dir: &Dir, name: &str) -> Option<String> {
+    read_capped(dir, name, SMALL_CAP).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// `/proc/PID` under the root, opened inside it.
+fn proc_dir(root: &Root, pid: u32) -> Option<Dir> {
+    rootfs::open_dir(root, &format!("proc/{pid}")).ok()
+}
+
+/// The start time of `pid` (its `stat`), to tell it from a reused pid.
+pub fn read_start(root: &Root, pid: u32) -> Option<u64> {
+    parse_stat(&read_str(&proc_dir(root, pid)?, "stat")?).map(|s| s.start_time)
 }
 
 /// One process, or `None` when it is gone (or no process: a task
 /// directory that vanished between the files is simply left out).
 pub fn read_proc(root: &Root, pid: u32, page_kb: u64) -> Option<Proc> {
-    let dir = root.join(format!("proc/{pid}"));
-    let st = parse_stat(&read_str(&dir.join("stat"))?)?;
+    let dir = proc_dir(root, pid)?;
+    let st = parse_stat(&read_str(&dir, "stat")?)?;
     if st.state == 'Z' || st.state == 'X' {
         return None;
     }
-    let num = |f: &str| read_str(&dir.join(f)).and_then(|s| s.trim().parse::<i64>().ok());
-    let exe = std::fs::read_link(dir.join("exe")).ok().map(|p| {
-        let s = p.to_string_lossy().into_owned();
-        s.strip_suffix(" (deleted)")
-            .map(str::to_string)
-            .unwrap_or(s)
-    });
+    let num = |f: &str| read_str(&dir, f).and_then(|s| s.trim().parse::<i64>().ok());
+    let exe = CString::new("exe")
+        .ok()
+        .and_then(|n| dir.read_link(&n).ok())
+        .map(|p| {
+            let s = String::from_utf8_lossy(&p).into_owned();
+            s.strip_suffix(" (deleted)")
+                .map(str::to_string)
+                .unwrap_or(s)
+        });
     Some(Proc {
         pid,
         ppid: st.ppid,
@@ -112,14 +120,12 @@ pub fn read_proc(root: &Root, pid: u32, page_kb: u64) -> Option<Proc> {
         rss_kb: st.rss_pages.saturating_mul(page_kb),
         name: st.name,
         exe,
-        cmdline: join_cmdline(&read_capped(&dir.join("cmdline"), CMDLINE_CAP).unwrap_or_default()),
-        uid: read_str(&dir.join("status"))
+        cmdline: join_cmdline(&read_capped(&dir, "cmdline", CMDLINE_CAP).unwrap_or_default()),
+        uid: read_str(&dir, "status")
             .as_deref()
             .and_then(parse_uid)
             .unwrap_or(u32::MAX),
-        cgroup: read_str(&dir.join("cgroup"))
-            .as_deref()
-            .and_then(parse_cgroup),
+        cgroup: read_str(&dir, "cgroup").as_deref().and_then(parse_cgroup),
         oom_score: num("oom_score")
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(0),
@@ -131,11 +137,12 @@ pub fn read_proc(root: &Root, pid: u32, page_kb: u64) -> Option<Proc> {
 
 /// Every process under `root`'s `/proc`, by pid.
 pub fn read_table(root: &Root, page_kb: u64) -> Vec<Proc> {
-    let Ok(dir) = std::fs::read_dir(root.join("proc")) else {
+    let Ok(entries) = rootfs::open_dir(root, "proc").and_then(|d| d.entries()) else {
         return Vec::new();
     };
-    let mut pids: Vec<u32> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+    let mut pids: Vec<u32> = entries
+        .into_iter()
+        .filter_map(|(n, _)| std::str::from_utf8(&n).ok()?.parse().ok())
         .collect();
     pids.sort_unstable();
     pids.into_iter()
@@ -146,6 +153,7 @@ pub fn read_table(root: &Root, page_kb: u64) -> Vec<Proc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     const STAT: &str = "4242 (a) b (c)) S 17 4242 4242 0 -1 4194560 3 0 0 0 1 2 0 0 20 0 1 0 98765 12345678 300 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
 

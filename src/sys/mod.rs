@@ -26,12 +26,6 @@ pub fn open(path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
     )?)
 }
 
-/// open(2) without close-on-exec: the descriptor survives an exec (the
-/// guard's lock across its re-exec after switch-root).
-pub fn open_inherited(path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::open(path, flags, Mode::from_raw_mode(0o644))?)
-}
-
 /// openat(2) relative to a directory descriptor, close-on-exec.
 pub fn open_at(dir: impl AsFd, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(
