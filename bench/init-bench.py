@@ -27,6 +27,19 @@ def fake_root():
     }, dirs=["run"])
 
 
+def stop(pid):
+    """SIGTERM the spawned guard and wait until it is gone: it writes its
+    state file on the way out, which a removal of the root would race."""
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(500):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.01)
+    sys.exit(f"init-bench: guard pid {pid} still alive 5 s after SIGTERM")
+
+
 def bench(extra):
     times = []
     for _ in range(runs):
@@ -40,8 +53,7 @@ def bench(extra):
                 break
             time.sleep(0.01)
         if os.path.exists(pidfile):
-            os.kill(int(open(pidfile).read()), signal.SIGTERM)
-            time.sleep(0.05)
+            stop(int(open(pidfile).read()))
         shutil.rmtree(r)
     times.sort()
     return times[0], statistics.median(times), times[-1]
