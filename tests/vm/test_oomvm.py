@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import shutil
 import sys
 import tempfile
 import unittest
@@ -79,6 +80,17 @@ class Results(unittest.TestCase):
         self.assertEqual(qemu.records("OOMTEST mode=kernel"), ["OOMTEST mode=kernel"])
         self.assertEqual(qemu.records("[  1.0] junk OOMTEST a=1"), ["[  1.0] junk ", "OOMTEST a=1"])
         self.assertEqual(qemu.records(""), [])
+
+    def test_a_beat_cut_by_a_reboot_keeps_the_next_boot(self):
+        d = pathlib.Path(tempfile.mkdtemp())
+        (d / "results.timed").write_text(
+            "   1.00 OOMTEST boot=1\n"
+            "   2.00 OOMTEST hb 1 gap_ms=100\n"
+            "   3.00 OOMTEST hb 2 gap_ms=12OOMTEST boot=2\n"
+            "   9.00 OOMTEST hb 1 gap_ms=100\n")
+        got = stall.beats(d / "results.timed")
+        shutil.rmtree(d)
+        self.assertEqual(got, [(2.0, 100, 1), (3.0, 12, 1), (9.0, 100, 2)])
 
     def test_unfinished_guest_fails(self):
         e = Expect(fake_run({}, outcome="hung", boots=0))

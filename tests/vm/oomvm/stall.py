@@ -275,8 +275,9 @@ def beats(results_timed):
         m = HB_RE.match(line)
         if m:
             out.append((float(m.group(1)), int(m.group(3)), boot))
-        elif " OOMTEST boot=" in line:
-            boot += 1
+        # A reboot can cut a beat's line: the next boot's first record is
+        # glued to it and must still count (qemu.records).
+        boot += sum(1 for r in qemu.records(line) if r.startswith("OOMTEST boot="))
     return out
 
 
