@@ -23,6 +23,7 @@
 #include <linux/string.h>
 
 #include "compat.h"
+#include "flag_rule.h"
 
 /* The flag file we created, so that we only ever remove that one. */
 static struct {
@@ -234,24 +235,8 @@ int oom_ext_flag_create(const char *path, const char *text, size_t len)
 	return 0;
 }
 
-/*
- * The crash-flag path rule (kmod/README.md, the same in the oom-ext
- * binary): 1..255 bytes, starts with '/', does not end with '/', no ".."
- * component, every byte printable ASCII other than space and '"'.
- */
+/* The crash-flag path rule: kmod/flag_rule.h (the binary's rule too). */
 bool oom_ext_flag_name_valid(const char *s)
 {
-	size_t len = strlen(s);
-	const unsigned char *c;
-	const char *p;
-
-	if (!len || len > FLAG_NAME_MAX || s[0] != '/' || s[len - 1] == '/')
-		return false;
-	for (c = (const unsigned char *)s; *c; c++)
-		if (*c <= ' ' || *c >= 0x7f || *c == '"')
-			return false;
-	for (p = s; p; p = strchr(p + 1, '/'))
-		if (!strncmp(p, "/..", 3) && (p[3] == '/' || !p[3]))
-			return false;
-	return true;
+	return oom_ext_flag_rule(s, FLAG_NAME_MAX);
 }
