@@ -478,21 +478,34 @@ pub fn replace(root: &Root, path: &str, data: &[u8], mode: u32) -> Result<()> {
 }
 
 /// Writes to an existing regular file inside the root (a /proc, /sys or
-/// sysctl file, where `O_TRUNC` is a no-op; it keeps a fake root's stand-in
-/// exact): no create, no symlink, never blocking.
+/// sysctl file): no create, no symlink, never blocking, and nothing is
+/// truncated before `fstat` showed a regular file with one link (a hard
+/// link in a fake root to another file is not written). A fake root's
+/// stand-in with content is then cut to exactly `data`; procfs and
+/// cgroupfs files have size 0 and are not truncated.
 pub fn write_existing(root: &Root, path: &str, data: &[u8]) -> Result<()> {
     let fd = open(
         root,
         path,
-        OFlag::O_WRONLY | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
+        OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
         Mode::empty(),
     )?;
     let st = fstat(fd.as_raw_fd()).map_err(io_err)?;
     if !is_regular(&st) {
         return Err(Error::NotRegular(kind(st.st_mode)));
     }
+    if st.st_nlink != 1 {
+        return Err(Error::Io(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a regular file with more than one link: not written",
+        )));
+    }
+    let mut f = std::fs::File::from(fd);
+    if st.st_size > 0 {
+        f.set_len(0).map_err(Error::Io)?;
+    }
     // One write() is one command for these files.
-    std::fs::File::from(fd).write_all(data).map_err(Error::Io)
+    f.write_all(data).map_err(Error::Io)
 }
 
 /// Opens (creating it if missing) a lock file inside the root, read-write:

@@ -207,3 +207,47 @@ fn proc_files_read_through_the_real_root() {
             .contains("MemAvailable:")
     );
 }
+
+#[test]
+fn write_existing_never_truncates_a_link_a_fifo_or_a_missing_file() {
+    let base = tmp("wexist");
+    let r = base.join("root");
+    std::fs::create_dir_all(r.join("proc/sys/kernel")).unwrap();
+    let root = Root::new(&r);
+    let p = "proc/sys/kernel/panic";
+    // A stand-in with content is replaced by exactly the new value.
+    std::fs::write(r.join(p), "12345\n").unwrap();
+    write_existing(&root, p, b"7\n").unwrap();
+    assert_eq!(std::fs::read_to_string(r.join(p)).unwrap(), "7\n");
+    // A hard link to a file elsewhere: refused, nothing cut.
+    std::fs::remove_file(r.join(p)).unwrap();
+    std::fs::write(base.join("precious"), "precious\n").unwrap();
+    std::fs::hard_link(base.join("precious"), r.join(p)).unwrap();
+    assert!(write_existing(&root, p, b"0\n").is_err());
+    assert_eq!(
+        std::fs::read_to_string(base.join("precious")).unwrap(),
+        "precious\n"
+    );
+    // A symlink: refused, not followed.
+    std::fs::remove_file(r.join(p)).unwrap();
+    std::os::unix::fs::symlink(base.join("precious"), r.join(p)).unwrap();
+    assert!(matches!(
+        write_existing(&root, p, b"0\n"),
+        Err(Error::NotRegular("symlink"))
+    ));
+    assert_eq!(
+        std::fs::read_to_string(base.join("precious")).unwrap(),
+        "precious\n"
+    );
+    // A FIFO without a reader: no wait, no write; a missing file: not made.
+    std::fs::remove_file(r.join(p)).unwrap();
+    nix::unistd::mkfifo(&r.join(p), Mode::from_bits_truncate(0o600)).unwrap();
+    assert!(write_existing(&root, p, b"0\n").is_err());
+    std::fs::remove_file(r.join(p)).unwrap();
+    assert!(matches!(
+        write_existing(&root, p, b"0\n"),
+        Err(Error::Missing)
+    ));
+    assert!(!r.join(p).exists());
+    std::fs::remove_dir_all(base).unwrap();
+}
