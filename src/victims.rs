@@ -181,10 +181,15 @@ pub fn show(root: &Root) -> String {
     }
     for (i, l) in list.iter().enumerate() {
         let what = match l {
-            Listed::Unit(u) => format!("{u} (unit)"),
+            Listed::Unit(u) => format!("{} (unit)", crate::cmdline::escape_value(u)),
             Listed::Pid { pid, start_time } => match proctable::read_proc(root, *pid, 4) {
                 Some(p) if start_time.map_or(true, |s| s == p.start_time) => {
-                    format!("{pid} {} ({})", p.name, p.unit().unwrap_or("no unit"))
+                    // Any user can name a process: escaped for the terminal.
+                    format!(
+                        "{pid} {} ({})",
+                        crate::cmdline::escape_value(&p.name),
+                        crate::cmdline::escape_value(p.unit().unwrap_or("no unit"))
+                    )
                 }
                 _ => format!("{pid} (gone)"),
             },

@@ -781,11 +781,25 @@ fn class_proc_files_of_a_fake_root_are_read_inside_it_and_never_block() {
     std::os::unix::fs::symlink(&outside, r.join("proc/4243/stat")).unwrap();
     let (code, out) = bin_within(&r, &["victims", "add", "4243"], 20).expect("victims blocked");
     assert_eq!((code, out.contains("no process 4243")), (1, true), "{out}");
-    // The same line as a regular file inside the root is the process.
+    // The same line as a regular file inside the root is the process; its
+    // name (any user can choose one) reaches the terminal escaped.
     std::fs::remove_file(r.join("proc/4243/stat")).unwrap();
-    std::fs::write(r.join("proc/4243/stat"), STAT).unwrap();
+    std::fs::write(
+        r.join("proc/4243/stat"),
+        STAT.replace("(leak)", "(le\x1b[2Jak)"),
+    )
+    .unwrap();
+    std::fs::write(
+        r.join("proc/4243/cgroup"),
+        "0::/system.slice/x\x07.service\n",
+    )
+    .unwrap();
     let (code, out) = bin_within(&r, &["victims", "add", "4243"], 20).expect("victims blocked");
     assert_eq!(code, 0, "{out}");
+    let (code, out) = bin_within(&r, &["victims", "list"], 20).expect("victims blocked");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("4243 le\\u{1b}[2Jak"), "{out:?}");
+    assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
     std::fs::remove_dir_all(&r).unwrap();
     std::fs::remove_file(outside).unwrap();
 }
