@@ -198,6 +198,16 @@ pub fn parent(root: &Root, path: &str) -> Result<(Dir, CString)> {
     Ok((Dir { fd }, name))
 }
 
+/// Whether `after` (`fstat` of what was opened) is the file `before`
+/// (its `lstat`) showed: the same device and inode, or on procfs
+/// (`on_proc`, asked only then) the same device and kind.
+fn same_file(before: &FileStat, after: &FileStat, on_proc: impl FnOnce() -> bool) -> bool {
+    let kind_of = |st: &FileStat| st.st_mode & libc::S_IFMT;
+    before.st_dev == after.st_dev
+        && kind_of(before) == kind_of(after)
+        && (before.st_ino == after.st_ino || on_proc())
+}
+
 /// The kind word of a `st_mode`.
 pub fn kind(mode: u32) -> &'static str {
     match mode & libc::S_IFMT {
@@ -252,14 +262,19 @@ impl Dir {
     }
 
     /// Opens a regular file for reading: `O_NOFOLLOW | O_NONBLOCK`, then
-    /// `fstat` must show the same regular file as the `lstat` before.
+    /// `fstat` must show the same regular file as the `lstat` before. On
+    /// procfs only the kind and device must match: it gives `/proc/PID/*`
+    /// and `/proc/sys/*` files a new inode number when their dentry was
+    /// reclaimed in between (`get_next_ino`), and memory pressure, when the
+    /// guard reads them, is when that happens.
     pub fn open_regular(&self, name: &CStr) -> Result<(std::fs::File, FileStat)> {
         let before = self.lstat(name)?;
         if !is_regular(&before) {
             return Err(Error::NotRegular(kind(before.st_mode)));
         }
         let (fd, st) = self.open_existing(name, OFlag::O_RDONLY)?;
-        if !is_regular(&st) || st.st_ino != before.st_ino || st.st_dev != before.st_dev {
+        let on_proc = || crate::sys::fs_of(&fd) == crate::sys::Fs::Proc;
+        if !is_regular(&st) || !same_file(&before, &st, on_proc) {
             return Err(Error::NotRegular("file replaced while opening"));
         }
         Ok((std::fs::File::from(fd), st))

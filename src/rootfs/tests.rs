@@ -251,3 +251,31 @@ fn write_existing_never_truncates_a_link_a_fifo_or_a_missing_file() {
     assert!(!r.join(p).exists());
     std::fs::remove_dir_all(base).unwrap();
 }
+
+#[test]
+fn a_procfs_file_may_change_its_inode_between_lstat_and_open() {
+    // Measured on this host: /proc/sys/kernel/osrelease went from inode
+    // 135222 to 276156 across `echo 2 >/proc/sys/vm/drop_caches`.
+    let root = Root::system();
+    let (dir, name) = parent(&root, "proc/sys/kernel/osrelease").unwrap();
+    let before = dir.lstat(&name).unwrap();
+    let mut after = before;
+    assert!(same_file(&before, &after, || panic!("asked without need")));
+    after.st_ino += 1;
+    assert!(
+        same_file(&before, &after, || true),
+        "procfs: a new inode is the same file"
+    );
+    assert!(
+        !same_file(&before, &after, || false),
+        "elsewhere: a new inode is another file"
+    );
+    after.st_ino = before.st_ino;
+    after.st_dev += 1;
+    assert!(!same_file(&before, &after, || true));
+    after.st_dev = before.st_dev;
+    after.st_mode = (after.st_mode & !libc::S_IFMT) | libc::S_IFIFO;
+    assert!(!same_file(&before, &after, || true));
+    // And the real file still reads.
+    assert!(read_small(&root, "proc/sys/kernel/osrelease").is_some());
+}
