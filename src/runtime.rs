@@ -143,17 +143,20 @@ pub struct Counters {
     pub stall_events: u64,
     pub kills: u64,
     pub victims: u64,
+    /// Kills at a memory cgroup's limit (not system OOMs).
+    pub memcg_kills: u64,
 }
 
 impl Counters {
     /// The names, in the order of the state file and of status output.
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "oom_events",
         "releases",
         "rearms",
         "stall_events",
         "kills",
         "victims",
+        "memcg_kills",
     ];
 
     fn slot(&mut self, name: &str) -> Option<&mut u64> {
@@ -164,6 +167,7 @@ impl Counters {
             "stall_events" => &mut self.stall_events,
             "kills" => &mut self.kills,
             "victims" => &mut self.victims,
+            "memcg_kills" => &mut self.memcg_kills,
             _ => return None,
         })
     }
@@ -259,6 +263,7 @@ mod tests {
                 stall_events: 4,
                 kills: 5,
                 victims: 6,
+                memcg_kills: 7,
             },
             psi: "on".into(),
             module_state: "none".into(),
@@ -266,7 +271,7 @@ mod tests {
         // The format status and the tests read, byte for byte.
         assert_eq!(
             s.to_text(),
-            "pid=42\nmode=fallback\nstate=oom\nbuffer_bytes=33554432\noom_events=1\nreleases=2\nrearms=3\nstall_events=4\nkills=5\nvictims=6\npsi=on\nmodule_state=none\n"
+            "pid=42\nmode=fallback\nstate=oom\nbuffer_bytes=33554432\noom_events=1\nreleases=2\nrearms=3\nstall_events=4\nkills=5\nvictims=6\nmemcg_kills=7\npsi=on\nmodule_state=none\n"
         );
         assert_eq!(GuardState::parse(s.to_text().as_bytes()), s);
         let d =
@@ -285,7 +290,7 @@ mod tests {
             *c.slot(name).unwrap() = i as u64 + 1;
         }
         let got: Vec<u64> = Counters::NAMES.iter().map(|n| c.get(n).unwrap()).collect();
-        assert_eq!(got, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7]);
         assert_eq!(c.get("pid"), None);
     }
 

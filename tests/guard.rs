@@ -400,6 +400,69 @@ fn fallback_oom_cycle_flag_release_end_rearm() {
     std::fs::remove_dir_all(root).unwrap();
 }
 
+/// Issue 17: vmstat's `oom_kill` counts a cgroup's OOM kills too. A rise
+/// with its `Memory cgroup out of memory` line is a cgroup kill (counted,
+/// no OOM state); a rise no kill line explains is a system OOM, after the
+/// guard has waited for the line.
+#[test]
+fn fallback_a_cgroup_kill_is_counted_and_no_system_oom() {
+    use std::io::Write;
+    let (root, mut kmsg) = fifo_root("memcg", "bufsize=1\npsi=0\n");
+    let child = guard(&root, &[]);
+    let state = root.join("run/oom-ext/guard.state");
+    wait_for(&state, "state=armed");
+    // As the kernel does it: the count first, then the summary and kill lines.
+    std::fs::write(root.join("proc/vmstat"), "nr_free_pages 1\noom_kill 1\n").unwrap();
+    kmsg.write_all(
+        b"6,911,81234560,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/system.slice/memhog.service,task_memcg=/system.slice/memhog.service,task=stress-ng-vm,pid=1234,uid=0\n\
+          3,912,81234567,-;Memory cgroup out of memory: Killed process 1234 (stress-ng-vm) total-vm:90516kB, anon-rss:63148kB, file-rss:1280kB, shmem-rss:0kB, UID:0 pgtables:204kB oom_score_adj:0\n",
+    )
+    .unwrap();
+    wait_for(&state, "memcg_kills=1");
+    // Well past the wait for a kill line: still no OOM state.
+    std::thread::sleep(Duration::from_millis(600));
+    let s = std::fs::read_to_string(&state).unwrap();
+    assert!(
+        s.contains("state=armed") && s.contains("oom_events=0") && s.contains("releases=0"),
+        "{s}"
+    );
+    assert!(!root.join("oomflag").exists(), "a flag for a cgroup kill");
+    // A rise without a kill line (a line lost): a system OOM, the flag
+    // counting the system's kills only and the cgroup kill on its own line.
+    std::fs::write(root.join("proc/vmstat"), "nr_free_pages 1\noom_kill 2\n").unwrap();
+    let start = Instant::now();
+    kmsg.write_all(b"6,913,81300000,-;some other message\n")
+        .unwrap();
+    let s = wait_for(&state, "state=oom");
+    assert!(
+        start.elapsed() >= Duration::from_millis(150),
+        "no wait for the kill line: {:?}",
+        start.elapsed()
+    );
+    assert!(
+        s.contains("oom_events=1") && s.contains("memcg_kills=1"),
+        "{s}"
+    );
+    let flag = wait_for(&root.join("oomflag"), "memcg_kills=");
+    assert!(
+        flag.contains("source=vmstat\n")
+            && flag.contains("oom_calls=1\n")
+            && flag.contains("memcg_kills=1\n"),
+        "{flag}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
+        .arg("--root")
+        .arg(&root)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"memcg_kills\":1"), "{text}");
+    assert!(stop(child).success());
+    drop(kmsg);
+    std::fs::remove_dir_all(root).unwrap();
+}
+
 #[test]
 fn fallback_gracetime_marks_the_flag_and_reboots() {
     use std::io::Write;

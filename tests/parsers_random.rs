@@ -54,6 +54,13 @@ const PIECES: &[&str] = &[
     "\u{ffff}",
     "kB",
     "Out of memory: Killed process ",
+    "Memory cgroup out of memory: Killed process ",
+    "oom-kill:constraint=CONSTRAINT_MEMCG",
+    ",oom_memcg=",
+    ",task_memcg=",
+    ",task=",
+    ",pid=",
+    ",uid=",
     " (",
     ") total-vm:",
     "anon-rss:",
@@ -160,6 +167,7 @@ fn flag_status_and_kill_parsers_take_anything() {
             );
         }
         let _ = oom_ext::guard::kernel_text::parse_kill(&s);
+        let _ = oom_ext::guard::kernel_text::parse_context(&s);
         let _ = oom_ext::guard::kernel_text::mem_available_kb(&s);
         let _ = oom_ext::modload::find_in_modules_dep(&s, "oom_ext");
         let _ = oom_ext::sysctl::parse_int(&s);

@@ -11,5 +11,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = oom_ext::module_status::parse(data);
     let s = String::from_utf8_lossy(data);
     let _ = oom_ext::guard::kernel_text::parse_kill(&s);
+    let _ = oom_ext::guard::kernel_text::parse_context(&s);
     let _ = oom_ext::modload::find_in_modules_dep(&s, "oom_ext");
 });

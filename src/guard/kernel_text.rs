@@ -5,15 +5,39 @@
 
 use crate::flag::Victim;
 
-/// Parses one `/dev/kmsg` record (`prio,seq,usec,flags;message`) or a bare
-/// message for `Out of memory: Killed process PID (COMM) ... anon-rss:NkB`.
-pub fn parse_kill(record: &str) -> Option<Victim> {
+/// Whose limit an OOM kill was for: the whole machine's, or a memory
+/// cgroup's (`memory.max`, systemd's `MemoryMax=`): the kernel logs those
+/// as `Memory cgroup out of memory: Killed process ...`, the OOM notifier
+/// (the module) never sees them, and they are no system OOM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    System,
+    Memcg,
+}
+
+/// The message of a `/dev/kmsg` record (`prio,seq,usec,flags;message`,
+/// continuation lines cut), or a bare message as it is.
+fn message(record: &str) -> Option<&str> {
     let msg = match record.split_once(';') {
         Some((head, msg)) if head.split(',').count() >= 3 => msg,
         _ => record,
     };
-    let msg = msg.lines().next()?;
-    let rest = msg.strip_prefix("Out of memory: Killed process ")?;
+    msg.lines().next()
+}
+
+/// The OOM killer's kill line, `MESSAGE: Killed process PID (COMM)
+/// total-vm:... anon-rss:NkB ...` (`__oom_kill_process`, mm/oom_kill.c,
+/// the same on 6.1 and 6.12), and whose OOM it was: MESSAGE is `Out of
+/// memory`, `Out of memory (oom_kill_allocating_task)` or `Memory cgroup
+/// out of memory`.
+pub fn parse_kill(record: &str) -> Option<(Scope, Victim)> {
+    let msg = message(record)?;
+    let (what, rest) = msg.split_once(": Killed process ")?;
+    let scope = match what {
+        "Out of memory" | "Out of memory (oom_kill_allocating_task)" => Scope::System,
+        "Memory cgroup out of memory" => Scope::Memcg,
+        _ => return None,
+    };
     let (pid, rest) = rest.split_once(" (")?;
     let pid: u32 = pid.parse().ok()?;
     // COMM may itself hold ") ", so cut at the last ") total-vm:".
@@ -24,10 +48,50 @@ pub fn parse_kill(record: &str) -> Option<Victim> {
         .and_then(|(_, r)| r.split("kB").next())
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0);
-    Some(Victim {
+    Some((
+        scope,
+        Victim {
+            pid,
+            comm: comm.to_string(),
+            rss_kb,
+        },
+    ))
+}
+
+/// The one-line summary the OOM killer prints before a kill
+/// (`dump_oom_summary`; rate-limited with the rest of the dump, so it may
+/// be missing): `oom-kill:constraint=C,nodemask=...,cpuset=...,
+/// mems_allowed=...,oom_memcg=PATH,task_memcg=PATH,task=COMM,pid=N,uid=N`
+/// (`global_oom` instead of `oom_memcg=PATH` for a system OOM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context {
+    /// `constraint=CONSTRAINT_MEMCG`.
+    pub memcg: bool,
+    /// The cgroup whose limit was hit.
+    pub oom_memcg: Option<String>,
+    /// The victim's pid.
+    pub pid: u32,
+}
+
+pub fn parse_context(record: &str) -> Option<Context> {
+    let rest = message(record)?.strip_prefix("oom-kill:constraint=")?;
+    let memcg = rest.split(',').next()? == "CONSTRAINT_MEMCG";
+    // The victim's fields from the end: COMM and the cgroup paths may hold
+    // commas, and so may nodemask and mems_allowed lists.
+    let (head, uid) = rest.rsplit_once(",uid=")?;
+    uid.parse::<u32>().ok()?;
+    let (head, pid) = head.rsplit_once(",pid=")?;
+    let pid = pid.parse().ok()?;
+    let (head, _task) = head.rsplit_once(",task=")?;
+    let oom_memcg = head.split_once(",oom_memcg=").map(|(_, m)| {
+        m.rsplit_once(",task_memcg=")
+            .map_or(m, |(m, _)| m)
+            .to_string()
+    });
+    Some(Context {
+        memcg,
+        oom_memcg,
         pid,
-        comm: comm.to_string(),
-        rss_kb,
     })
 }
 
@@ -140,29 +204,29 @@ mod tests {
         assert_eq!(vmstat_pswpout("pswpout -1\n"), None);
     }
 
+    fn victim(pid: u32, comm: &str, rss_kb: u64) -> Victim {
+        Victim {
+            pid,
+            comm: comm.into(),
+            rss_kb,
+        }
+    }
+
     #[test]
     fn kill_lines_from_6_1_and_6_12() {
         let r = "3,1234,56789012,-;Out of memory: Killed process 4242 (stress-ng-vm) total-vm:528388kB, anon-rss:401232kB, file-rss:4kB, shmem-rss:0kB, UID:0 pgtables:832kB oom_score_adj:1000\n SUBSYSTEM=x";
         assert_eq!(
             parse_kill(r),
-            Some(Victim {
-                pid: 4242,
-                comm: "stress-ng-vm".into(),
-                rss_kb: 401232
-            })
+            Some((Scope::System, victim(4242, "stress-ng-vm", 401232)))
         );
         let hostile = "Out of memory: Killed process 9 (a) total-vm:1kB b) total-vm:2kB, anon-rss:77kB, file-rss:0kB";
         assert_eq!(
             parse_kill(hostile),
-            Some(Victim {
-                pid: 9,
-                comm: "a) total-vm:1kB b".into(),
-                rss_kb: 77
-            })
+            Some((Scope::System, victim(9, "a) total-vm:1kB b", 77)))
         );
         assert_eq!(
-            parse_kill("6,1,2,-;Memory cgroup out of memory: Killed process 1 (x) total-vm:1kB"),
-            None
+            parse_kill("Out of memory (oom_kill_allocating_task): Killed process 7 (cc1) total-vm:9kB, anon-rss:5kB, file-rss:0kB"),
+            Some((Scope::System, victim(7, "cc1", 5)))
         );
         assert_eq!(parse_kill("Out of memory: Killed process x (y)"), None);
         assert_eq!(
@@ -171,13 +235,69 @@ mod tests {
         );
         assert_eq!(parse_kill(""), None);
         assert_eq!(
+            parse_kill("Out of memory and no killable processes..."),
+            None
+        );
+        assert_eq!(
+            parse_kill("Memory cgroup out of memory: OOM victim 5 (z) is already exiting. Skip killing the task"),
+            None
+        );
+        assert_eq!(
+            parse_kill("Not out of memory: Killed process 5 (z) total-vm:1kB"),
+            None
+        );
+        assert_eq!(
             parse_kill("Out of memory: Killed process 5 (z)"),
-            Some(Victim {
-                pid: 5,
-                comm: "z".into(),
-                rss_kb: 0
+            Some((Scope::System, victim(5, "z", 0)))
+        );
+    }
+
+    #[test]
+    fn memcg_kill_lines_from_6_1_and_6_12() {
+        // The same format string on both (mm/oom_kill.c, __oom_kill_process).
+        let r = "3,912,81234567,-;Memory cgroup out of memory: Killed process 1234 (stress-ng-vm) total-vm:90516kB, anon-rss:63148kB, file-rss:1280kB, shmem-rss:0kB, UID:0 pgtables:204kB oom_score_adj:0";
+        assert_eq!(
+            parse_kill(r),
+            Some((Scope::Memcg, victim(1234, "stress-ng-vm", 63148)))
+        );
+    }
+
+    #[test]
+    fn oom_context_lines() {
+        let memcg = "6,911,81234560,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/system.slice/memhog.service,task_memcg=/system.slice/memhog.service,task=stress-ng-vm,pid=1234,uid=0";
+        assert_eq!(
+            parse_context(memcg),
+            Some(Context {
+                memcg: true,
+                oom_memcg: Some("/system.slice/memhog.service".into()),
+                pid: 1234
             })
         );
+        let global = "oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/system.slice/hog.service,task=stress-ng-vm,pid=77,uid=0";
+        assert_eq!(
+            parse_context(global),
+            Some(Context {
+                memcg: false,
+                oom_memcg: None,
+                pid: 77
+            })
+        );
+        // Commas in node lists, cgroup names and COMM.
+        let commas = "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=0-2,4,cpuset=/a,b,mems_allowed=0,2-4,oom_memcg=/x,y,task_memcg=/x,y/z,task=a,pid=1,b,pid=10,uid=1000";
+        assert_eq!(
+            parse_context(commas),
+            Some(Context {
+                memcg: true,
+                oom_memcg: Some("/x,y".into()),
+                pid: 10
+            })
+        );
+        assert_eq!(parse_context("oom-kill:constraint=CONSTRAINT_MEMCG"), None);
+        assert_eq!(
+            parse_context("oom-kill:constraint=X,task=a,pid=x,uid=0"),
+            None
+        );
+        assert_eq!(parse_context("oom_reaper: reaped process 1 (a)"), None);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod machine;
 pub mod reanchor;
 mod setup;
 mod sources;
+pub mod unexplained;
 pub mod writer;
 
 use crate::log::Log;

@@ -5,8 +5,9 @@
 
 #![forbid(unsafe_code)]
 
-use super::kernel_text;
-use super::machine::{Event, Facts};
+use super::kernel_text::{self, Scope};
+use super::machine::{Event, Facts, MemcgKill};
+use super::unexplained::Unexplained;
 use crate::log::Log;
 use crate::module_status;
 use crate::params::Params;
@@ -90,6 +91,13 @@ pub(super) struct Sources {
     pub(super) procfd: Option<OwnedFd>,
     kmsg: Option<std::fs::File>,
     vmstat_kills: Option<u64>,
+    /// Rises of vmstat's `oom_kill` no kill line has explained yet.
+    unexplained: Unexplained,
+    /// Kill lines at a memory cgroup's limit read so far (vmstat's
+    /// `oom_kill` counts them too).
+    memcg_kills: u64,
+    /// The OOM killer's last summary line, until its victim's kill line.
+    context: Option<kernel_text::Context>,
     /// /proc/vmstat as read by this wake-up's [`Sources::check_vmstat`]:
     /// the next [`Sources::facts`] uses it instead of reading it again.
     vmstat_now: Option<String>,
@@ -136,6 +144,9 @@ impl Sources {
             procfd: None,
             kmsg: None,
             vmstat_kills: None,
+            unexplained: Unexplained::default(),
+            memcg_kills: 0,
+            context: None,
             vmstat_now: None,
             page_kb: nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
                 .ok()
@@ -179,9 +190,13 @@ impl Sources {
         }
     }
 
-    /// The `oom_kill` counter of /proc/vmstat as last read.
+    /// The `oom_kill` counter of /proc/vmstat as last read, less the kills
+    /// at a cgroup's limit seen since the guard started: the system OOM
+    /// kills (the flag's `oom_calls` in fallback mode).
     pub(super) fn oom_kills(&self) -> u64 {
-        self.vmstat_kills.unwrap_or(0)
+        self.vmstat_kills
+            .unwrap_or(0)
+            .saturating_sub(self.memcg_kills)
     }
 
     /// Opens `path` inside the root ([`rootfs::open`]).
@@ -315,12 +330,17 @@ impl Sources {
         Some(module_status::parse(&s))
     }
 
-    /// The timer at the earlier of the machine's deadline and a mount re-check.
+    /// The timer at the earliest of the machine's deadline, a mount
+    /// re-check and the end of an unexplained rise's wait.
     pub(super) fn arm_timer(&mut self, deadline: Option<u64>) {
-        let want = match (deadline, self.mount_recheck.map(|(t, _)| t)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let want = [
+            deadline,
+            self.mount_recheck.map(|(t, _)| t),
+            self.unexplained.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if want == self.timer_at {
             return;
         }
@@ -387,6 +407,11 @@ impl Sources {
                     }
                     _ => {}
                 }
+                if self.unexplained.deadline().is_some_and(|d| now_ms() >= d) {
+                    // The kill line may be ready with the timer: read it first.
+                    self.read_kmsg(&mut out);
+                    self.check_vmstat(&mut out);
+                }
                 out.push(Input::Deadline);
             }
             Src::Status => {
@@ -421,18 +446,32 @@ impl Sources {
         out
     }
 
-    /// A rise of vmstat's `oom_kill` not already named in the kernel log.
+    /// A rise of vmstat's `oom_kill` that no kill line in the kernel log
+    /// explains (system or cgroup: the counter counts both), once it has
+    /// waited for its line ([`Unexplained`]): a system OOM kill without a
+    /// victim known.
     fn check_vmstat(&mut self, out: &mut Vec<Input>) {
         let text = self.read_vmstat();
         let now = text.as_deref().and_then(kernel_text::vmstat_oom_kill);
-        if let (Some(old), Some(new)) = (self.vmstat_kills, now) {
-            if new > old
-                && !out
-                    .iter()
-                    .any(|e| matches!(e, Input::Event(Event::OomKill(_))))
-            {
-                out.push(Input::Event(Event::OomKill(None)));
-            }
+        let lines = out
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Input::Event(Event::OomKill(Some(_)) | Event::MemcgKill(_))
+                )
+            })
+            .count() as u64;
+        let rise = match (self.vmstat_kills, now) {
+            (Some(old), Some(new)) => new.saturating_sub(old),
+            _ => 0,
+        };
+        if self
+            .unexplained
+            .reading(rise, lines, now_ms(), self.kmsg.is_some())
+            > 0
+        {
+            out.push(Input::Event(Event::OomKill(None)));
         }
         if now.is_some() {
             self.vmstat_kills = now;
@@ -452,9 +491,7 @@ impl Sources {
                     // A kmsg record's continuation lines never match; a FIFO
                     // read may hold several lines.
                     for line in String::from_utf8_lossy(&buf[..n]).lines() {
-                        if let Some(v) = kernel_text::parse_kill(line) {
-                            out.push(Input::Event(Event::OomKill(Some(v))));
-                        }
+                        kill_line(&mut self.context, &mut self.memcg_kills, line, out);
                     }
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue, // overrun: skip ahead
@@ -494,6 +531,35 @@ impl Sources {
     pub(super) fn unwatch(&mut self, pid: u32) {
         self.victims.retain(|(p, _)| *p != pid);
     }
+}
+
+/// A kill line (or the summary line before it) into its event; counts the
+/// kills at a cgroup's limit.
+fn kill_line(
+    context: &mut Option<kernel_text::Context>,
+    memcg_kills: &mut u64,
+    line: &str,
+    out: &mut Vec<Input>,
+) {
+    if let Some(c) = kernel_text::parse_context(line) {
+        *context = Some(c);
+        return;
+    }
+    let Some((scope, victim)) = kernel_text::parse_kill(line) else {
+        return;
+    };
+    // The summary names the cgroup, if it was about this victim.
+    let context = context.take().filter(|c| c.pid == victim.pid);
+    out.push(Input::Event(match scope {
+        Scope::System => Event::OomKill(Some(victim)),
+        Scope::Memcg => {
+            *memcg_kills += 1;
+            Event::MemcgKill(MemcgKill {
+                victim,
+                memcg: context.filter(|c| c.memcg).and_then(|c| c.oom_memcg),
+            })
+        }
+    }));
 }
 
 #[cfg(test)]

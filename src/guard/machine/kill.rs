@@ -6,7 +6,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::{pid_list, Action, Facts, Machine};
+use super::{pid_list, Action, Facts, Machine, MemcgKill};
 use crate::flag::Victim;
 use crate::log::Level;
 use crate::runtime::Mode;
@@ -220,6 +220,45 @@ impl Machine {
             ));
         }
         self.victims(v.into_iter().collect(), f, out);
+    }
+
+    /// A kill at a memory cgroup's limit: counted and logged, and in the
+    /// flag while an OOM state has one; never a victim to wait for, no
+    /// OOM evidence (the machine may have memory to spare).
+    pub(super) fn on_memcg_kill(&mut self, k: MemcgKill, out: &mut Vec<Action>) {
+        self.counters.memcg_kills += 1;
+        let v = &k.victim;
+        out.push(Action::Log(
+            Level::Notice,
+            format!(
+                "cgroup OOM: the kernel killed pid {} ({}), anon-rss {} kB, at the memory limit of {}: not a system OOM",
+                v.pid,
+                crate::cmdline::escape_value(&v.comm),
+                v.rss_kb,
+                k.memcg
+                    .as_deref()
+                    .map_or_else(|| "its cgroup".into(), crate::cmdline::escape_value)
+            ),
+        ));
+        if self.in_oom_state() {
+            out.push(self.memcg_kills_line());
+        }
+        out.push(Action::WriteState);
+    }
+
+    /// The OOM state with its crash flag: fallback mode's own, or the
+    /// module's.
+    pub(super) fn in_oom_state(&self) -> bool {
+        match self.mode {
+            Mode::Kernel => self.module_state.as_deref() == Some("oom"),
+            _ => self.oom.is_some(),
+        }
+    }
+
+    /// `memcg_kills=N` for the flag: the report tells cgroup kills this
+    /// boot apart from the system OOM's victims (the last line wins).
+    pub(super) fn memcg_kills_line(&self) -> Action {
+        Action::AppendFlag(format!("memcg_kills={}\n", self.counters.memcg_kills))
     }
 
     /// Victims oom_ext chose and killed itself ([`Action::Kill`]'s answer;

@@ -49,6 +49,11 @@ pub enum Event {
     /// The kernel's OOM killer killed a process (from the kernel log), or
     /// the `oom_kill` counter in /proc/vmstat rose (no victim known).
     OomKill(Option<Victim>),
+    /// A memory cgroup's OOM killer killed a process (the kernel log's
+    /// `Memory cgroup out of memory: Killed process`): a cgroup at its
+    /// `memory.max` (`MemoryMax=`), however much memory the machine has.
+    /// Counted; no evidence of a system OOM.
+    MemcgKill(MemcgKill),
     /// The outcome of [`Action::Kill`]: the processes oom_ext killed itself
     /// (none: it wrote sysrq `f`, or a dry run).
     Killed(Vec<Victim>),
@@ -67,6 +72,15 @@ pub enum Event {
     Triggered(Result<(), String>),
     /// New parameters (SIGHUP).
     Reload(Params),
+}
+
+/// A process killed at a memory cgroup's limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemcgKill {
+    pub victim: Victim,
+    /// The cgroup whose limit it was (`oom_memcg=` of the kernel's summary
+    /// line, when that line named this victim; it is rate-limited).
+    pub memcg: Option<String>,
 }
 
 /// What the loop measured just before handing over an event.
@@ -275,6 +289,7 @@ impl Machine {
             Event::Psi if self.harm.is_some() => self.harm_on_psi(f, &mut out),
             Event::Psi => self.on_psi(f, &mut out),
             Event::OomKill(v) => self.on_kill(v, f, &mut out),
+            Event::MemcgKill(k) => self.on_memcg_kill(k, &mut out),
             Event::Killed(vs) => self.on_victims(vs, f, &mut out),
             Event::Module(s) => self.on_module(s, f, &mut out),
             Event::Timer => self.on_timer(f, &mut out),

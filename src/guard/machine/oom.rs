@@ -72,6 +72,9 @@ impl Machine {
             if let Some(kb) = f.mem_available_kb {
                 out.push(Action::AppendFlag(crate::flag::mem_available_line(kb)));
             }
+            if self.counters.memcg_kills > 0 {
+                out.push(self.memcg_kills_line());
+            }
         }
         out.push(Action::WriteState);
         self.policy_panic(out);
@@ -154,6 +157,9 @@ impl Machine {
             if newv == "oom" {
                 if let Some(kb) = f.mem_available_kb {
                     out.push(Action::AppendFlag(crate::flag::mem_available_line(kb)));
+                }
+                if self.counters.memcg_kills > 0 {
+                    out.push(self.memcg_kills_line());
                 }
                 self.policy_panic(out);
             }

@@ -725,3 +725,68 @@ fn policy_panic_marks_the_flag_then_panics_or_reboots_at_the_first_oom() {
     let mut m = fallback(old_rules());
     assert!(!kinds(&m.handle(Event::Psi, at(0, 10))).contains(&"Reboot".to_string()));
 }
+
+fn memcg_kill(pid: u32) -> Event {
+    Event::MemcgKill(MemcgKill {
+        victim: Victim {
+            pid,
+            comm: "stress-ng-vm".into(),
+            rss_kb: 63148,
+        },
+        memcg: Some("/system.slice/memhog.service".into()),
+    })
+}
+
+#[test]
+fn a_cgroup_kill_is_counted_and_no_oom_evidence() {
+    // Issue 17: a MemoryMax= unit's OOM kill, with memory to spare or not.
+    let mut m = fallback(old_rules());
+    for mem_mb in [500, 10] {
+        let a = m.handle(memcg_kill(9), at(1000, mem_mb));
+        assert!(kinds(&a).is_empty(), "{a:?}");
+        assert!(a.contains(&Action::WriteState), "{a:?}");
+        assert!(
+            logged(&a, "cgroup OOM: the kernel killed pid 9 (stress-ng-vm), anon-rss 63148 kB, at the memory limit of /system.slice/memhog.service: not a system OOM"),
+            "{a:?}"
+        );
+    }
+    assert_eq!(m.state_word(), "armed");
+    assert_eq!(m.next_deadline(), None);
+    assert_eq!(m.counters.memcg_kills, 2);
+    assert_eq!((m.counters.oom_events, m.counters.victims), (0, 0));
+    // A system OOM after them: its flag says how many came before, and a
+    // cgroup kill during it is added; no victim is awaited for it.
+    let a = m.handle(Event::OomKill(None), at(2000, 500));
+    assert!(
+        a.contains(&Action::AppendFlag("memcg_kills=2\n".into())),
+        "{a:?}"
+    );
+    let a = m.handle(memcg_kill(10), at(2100, 500));
+    assert_eq!(kinds(&a), vec!["AppendFlag(\"memcg_kills=3\\n\")"]);
+    assert_eq!(m.counters.oom_events, 1);
+}
+
+#[test]
+fn kernel_mode_adds_cgroup_kills_to_the_modules_flag_during_its_oom_state() {
+    let mut m = Machine::new(Mode::Kernel, old_rules(), false);
+    m.handle(
+        Event::Module(crate::module_status::parse("state=armed\n")),
+        at(0, 500),
+    );
+    let a = m.handle(memcg_kill(9), at(100, 500));
+    assert!(kinds(&a).is_empty(), "{a:?}");
+    let a = m.handle(
+        Event::Module(crate::module_status::parse("state=oom\n")),
+        at(200, 10),
+    );
+    assert!(
+        a.contains(&Action::AppendFlag("memcg_kills=1\n".into())),
+        "{a:?}"
+    );
+    let a = m.handle(memcg_kill(10), at(300, 10));
+    assert!(
+        a.contains(&Action::AppendFlag("memcg_kills=2\n".into())),
+        "{a:?}"
+    );
+    assert_eq!(m.counters.memcg_kills, 2);
+}
