@@ -208,6 +208,9 @@ impl Report {
             get("boot_id"),
             d.map(|d| d.victims.len()).unwrap_or(0)
         );
+        if let Some(n) = d.and_then(|d| d.get_u64("memcg_kills")) {
+            let _ = write!(s, " memcg_kills={n}");
+        }
         if self.policy_panic() {
             s.push_str(" policy=panic");
         }
@@ -297,6 +300,12 @@ impl Report {
                 v.rss_kb
             );
         }
+        if let Some(n) = d.get_u64("memcg_kills") {
+            let _ = writeln!(
+                s,
+                "  cgroup OOMs: {n} (processes killed at a cgroup's memory limit that boot, not system OOM victims)"
+            );
+        }
         if d.bad_lines > 0 {
             let _ = writeln!(s, "  ({} unreadable lines skipped)", d.bad_lines);
         }
@@ -348,6 +357,7 @@ impl Report {
                 "mem_available_kb",
                 d.and_then(|d| d.get_u64("mem_available_kb")),
             )
+            .opt_num("memcg_kills", d.and_then(|d| d.get_u64("memcg_kills")))
             .bool("gracetime_reboot", self.gracetime_reboot())
             .bool("policy_panic", self.policy_panic())
             .raw("victims", victims)

@@ -201,6 +201,11 @@ impl Status {
             self.counter("stall_events"),
             self.counter("kills")
         );
+        let _ = writeln!(
+            s,
+            "cgroup OOMs:   memcg_kills={} (kills at a cgroup's memory limit, not system OOMs)",
+            self.counter("memcg_kills")
+        );
         let _ = match self.guard_pid {
             Some(p) => writeln!(
                 s,
@@ -292,12 +297,20 @@ impl Status {
             ("rearms", "Buffer re-creations after resettime."),
             ("stall_events", "PSI memory stall events seen by the guard."),
             ("kills", "OOM kills requested by the guard (sysrq f)."),
+            (
+                "memcg_kills",
+                "Processes the kernel killed at a memory cgroup's limit (memory.max, MemoryMax=), seen by the guard; not system OOMs.",
+            ),
         ] {
             let _ = writeln!(
                 s,
                 "# HELP oom_ext_{k}_total {help}\n# TYPE oom_ext_{k}_total counter"
             );
             let _ = writeln!(s, "oom_ext_{k}_total {}", self.counter(k));
+        }
+        if let Some(b) = self.module.as_ref().and_then(|m| m.last_release_bytes) {
+            let _ = writeln!(s, "# HELP oom_ext_last_release_bytes What the module's last OOM entry released (0: no buffer).\n# TYPE oom_ext_last_release_bytes gauge");
+            let _ = writeln!(s, "oom_ext_last_release_bytes {b}");
         }
         let _ = writeln!(
             s,

@@ -245,7 +245,7 @@ fn kernel_mode_reads_the_module_status_and_sighup_reloads() {
     std::fs::create_dir_all(root.join("sys/kernel/oom_ext")).unwrap();
     std::fs::write(
         root.join("sys/kernel/oom_ext/status"),
-        "state=armed\nreserved_bytes=33554432\n",
+        "state=armed\nreserved_bytes=33554432\nlast_release_bytes=6291456\n",
     )
     .unwrap();
     // The module's sysctls; resettime is not there: its write must fail
@@ -312,6 +312,8 @@ fn kernel_mode_reads_the_module_status_and_sighup_reloads() {
         "oom_ext_buffer_bytes 33554432",
         "oom_ext_guard_up 1",
         "oom_ext_in_oom 0",
+        "oom_ext_last_release_bytes 6291456",
+        "oom_ext_memcg_kills_total 0",
     ] {
         assert!(prom.contains(want), "{want} missing in:\n{prom}");
     }

@@ -209,3 +209,25 @@ fn a_policy_panic_flag_is_reported_as_such() {
     assert!(json.contains("\"policy_panic\":true"), "{json}");
     std::fs::remove_dir_all(r).unwrap();
 }
+
+#[test]
+fn cgroup_kills_in_the_flag_are_reported_apart_from_the_victims() {
+    let r = fake_root("memcg");
+    // The guard appends the count again at each cgroup kill: the last wins.
+    std::fs::write(
+        r.join("oomflag"),
+        format!("{FLAG}memcg_kills=2\nvictim=7 hog 100\nmemcg_kills=3\n"),
+    )
+    .unwrap();
+    let (code, out) = report_bin(&r, &["--keep"]);
+    assert_eq!(code, 3);
+    assert!(out.contains("  victims:     1\n"), "{out}");
+    assert!(
+        out.contains("  cgroup OOMs: 3 (processes killed at a cgroup's memory limit"),
+        "{out}"
+    );
+    let (_, json) = report_bin(&r, &["--json", "--keep"]);
+    assert!(json.contains("\"memcg_kills\":3"), "{json}");
+    assert!(json.contains("memcg_kills=3"), "summary: {json}");
+    std::fs::remove_dir_all(r).unwrap();
+}
