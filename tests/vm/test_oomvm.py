@@ -102,6 +102,27 @@ class Results(unittest.TestCase):
         BY_NAME["params"].check(e)
         self.assertTrue(any("sysctl.bufsize: expected 48" in f for f in e.failures))
 
+    def test_memcg_kill_check_passes_a_counted_kill_and_fails_the_bug(self):
+        from oomvm.scenarios import check_memcg_kill
+        status = {"state": "armed", "counters": {"oom_events": 0, "releases": 0, "kills": 0, "victims": 0,
+                                                 "memcg_kills": 1}}
+        good = {"memcg_hog_result": "oom-kill", "memcg_lines": "1", "memcg_vmstat_rise": "1",
+                "memcg_status_json": json.dumps(status), "memcg_status_text": "cgroup OOMs:   memcg_kills=1 (...)",
+                "memcg_prom": "oom_ext_oom_events_total 0|oom_ext_kills_total 0|oom_ext_memcg_kills_total 1",
+                "memcg_guard_log": "cgroup OOM: the kernel killed pid 9 (stress-ng-vm), ...", "memcg_flag": "absent"}
+        e = Expect(fake_run(good))
+        check_memcg_kill(e)
+        self.assertEqual(e.failures, [])
+        # The old guard: the vmstat rise taken for a system OOM.
+        bug = dict(good, memcg_status_json=json.dumps(
+            {"state": "oom", "counters": dict(status["counters"], oom_events=1, releases=1, memcg_kills=0)}),
+            memcg_guard_log="OOM state entered (source vmstat): released the 40 MiB buffer", memcg_flag="present")
+        e = Expect(fake_run(bug))
+        check_memcg_kill(e)
+        self.assertTrue(any("counters.oom_events=1" in f for f in e.failures), e.failures)
+        self.assertTrue(any("memcg_kills" in f for f in e.failures), e.failures)
+        self.assertTrue(any("memcg_flag" in f for f in e.failures), e.failures)
+
     def test_storm_control_passes_only_when_storm_check_fails(self):
         bare = fake_run({"done": "1", "oom_kills": "3", "module_loaded": "0"})
         e = Expect(bare)

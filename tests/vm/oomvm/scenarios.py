@@ -202,6 +202,37 @@ def check_fallback(e):
     e.at_least("guard_vmlck_kb", 40 * 1024 * 0.95)
     e.that(e.fact("fallback_log"), "no log line says why the module could not be used")
     e.that(e.fact("system_state") in ("running", "degraded"), f"system state {e.fact('system_state')!r}")
+    check_memcg_kill(e)
+
+
+def check_memcg_kill(e):
+    """Issue 17: a MemoryMax= unit's OOM kill is counted as a cgroup kill, and
+    is no system OOM: no OOM state, release, kill or flag followed from it."""
+    e.contains("memcg_hog_result", "oom-kill")
+    lines = e.number("memcg_lines")
+    if not e.that(lines is not None and lines >= 1,
+                  f"no 'Memory cgroup out of memory' line in dmesg: {e.fact('memcg_hog')!r}"):
+        return
+    # vmstat's oom_kill counted the cgroup kills too (the bug's trigger).
+    e.equal("memcg_vmstat_rise", int(lines))
+    status = _json_fact(e, "memcg_status_json")
+    if not isinstance(status, dict):
+        return
+    counters = status.get("counters") or {}
+    facts = f"guard.state {e.fact('memcg_guard_state')!r}, guard log {e.fact('memcg_guard_log')!r}"
+    e.that(counters.get("memcg_kills") == int(lines),
+           f"status counters.memcg_kills {counters.get('memcg_kills')!r}, the kernel logged {int(lines)}: {facts}")
+    for k in ("oom_events", "releases", "kills", "victims"):
+        e.that(counters.get(k) == 0, f"the cgroup kill was taken for a system OOM: counters.{k}={counters.get(k)!r}; {facts}")
+    e.that(status.get("state") == "armed", f"status state {status.get('state')!r} after the cgroup kill: {facts}")
+    e.contains("memcg_status_text", f"memcg_kills={int(lines)}")
+    e.contains("memcg_prom", f"oom_ext_memcg_kills_total {int(lines)}")
+    e.contains("memcg_prom", "oom_ext_oom_events_total 0")
+    log = e.fact("memcg_guard_log") or ""
+    e.that("cgroup OOM: the kernel killed pid" in log, f"no guard log line for the cgroup kill: {log!r}")
+    e.that("OOM state entered" not in log and "killing a victim" not in log,
+           f"the guard acted on the cgroup kill: {log!r}")
+    e.equal("memcg_flag", "absent")
 
 
 def check_symlink(e):
@@ -427,7 +458,8 @@ SCENARIOS = [
              "the guard syncs and reboots; next boot reports",
              check_gracetime, "module_blacklist=oom_ext oom_ext.gracetime=20", script="gracetime",
              reboots=1, timeout_s=900),
-    Scenario("fallback", "issue 2.5: module refused -> userspace fallback, boot completes",
+    Scenario("fallback", "issue 2.5: module refused -> userspace fallback, boot completes; issue 17: a "
+             "MemoryMax= unit's OOM kill is counted as a cgroup kill and is no system OOM",
              check_fallback, "module_blacklist=oom_ext oom_ext.bufsize=40", needs=PROJECT),
     Scenario("symlink", "issue 2.6: a symlinked crash-flag path is not followed",
              check_symlink, "oom_ext.crashflag_name=/tmp/oomflag"),
