@@ -4,3 +4,5 @@
 # shellcheck source=tests/vm/guest/lib.sh
 . /opt/oomtest/lib.sh
 report_boot_facts
+# Issue 17, kernel mode: a cgroup's OOM kill is counted, the module sees none.
+report_memcg_kill
