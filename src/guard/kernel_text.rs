@@ -252,14 +252,38 @@ mod tests {
         );
     }
 
+    /// As the VM suite's `fallback` scenario saw them (dmesg, 2026-12-02):
+    /// a stress-ng hog under `MemoryMax=64M`.
+    const MEMCG_6_1: [&str; 2] = [
+        "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/system.slice/memhog.service,task_memcg=/system.slice/memhog.service,task=stress-ng-vm,pid=413,uid=0",
+        "Memory cgroup out of memory: Killed process 413 (stress-ng-vm) total-vm:323084kB, anon-rss:62312kB, file-rss:312kB, shmem-rss:0kB, UID:0 pgtables:196kB oom_score_adj:1000",
+    ];
+    const MEMCG_6_12: [&str; 2] = [
+        "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/system.slice/memhog.service,task_memcg=/system.slice/memhog.service,task=stress-ng-vm,pid=466,uid=0",
+        "Memory cgroup out of memory: Killed process 466 (stress-ng-vm) total-vm:323084kB, anon-rss:62448kB, file-rss:380kB, shmem-rss:0kB, UID:0 pgtables:188kB oom_score_adj:1000",
+    ];
+
     #[test]
     fn memcg_kill_lines_from_6_1_and_6_12() {
-        // The same format string on both (mm/oom_kill.c, __oom_kill_process).
-        let r = "3,912,81234567,-;Memory cgroup out of memory: Killed process 1234 (stress-ng-vm) total-vm:90516kB, anon-rss:63148kB, file-rss:1280kB, shmem-rss:0kB, UID:0 pgtables:204kB oom_score_adj:0";
-        assert_eq!(
-            parse_kill(r),
-            Some((Scope::Memcg, victim(1234, "stress-ng-vm", 63148)))
-        );
+        for ([context, kill], pid, rss_kb) in [(MEMCG_6_1, 413, 62312), (MEMCG_6_12, 466, 62448)] {
+            assert_eq!(
+                parse_kill(kill),
+                Some((Scope::Memcg, victim(pid, "stress-ng-vm", rss_kb)))
+            );
+            // As /dev/kmsg hands it over.
+            let record = format!("3,912,81234567,-;{kill}");
+            assert_eq!(parse_kill(&record).map(|k| k.0), Some(Scope::Memcg));
+            assert_eq!(
+                parse_context(context),
+                Some(Context {
+                    memcg: true,
+                    oom_memcg: Some("/system.slice/memhog.service".into()),
+                    pid
+                })
+            );
+            assert_eq!(parse_kill(context), None);
+            assert_eq!(parse_context(kill), None);
+        }
     }
 
     #[test]
