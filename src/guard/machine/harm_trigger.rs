@@ -17,6 +17,10 @@ use crate::runtime::Mode;
 /// While harm lasts, the module's trigger is written again at most this
 /// often (it is the module's OOM evidence, as the PSI events are).
 pub const EVIDENCE_MS: u64 = 1000;
+/// While an episode lasts, what the model measured is logged this often:
+/// the journal then says why it acted or did not (a VM run of the thrash
+/// that was never killed could not say).
+pub const TRACE_MS: u64 = 1000;
 
 impl Machine {
     pub(super) fn harm_model(params: &crate::params::Params) -> Option<Model> {
@@ -97,6 +101,13 @@ impl Machine {
                 s.last_ms = now;
             }
         }
+        if d.response.is_none()
+            && d.measures.is_some()
+            && self.harm_logged_ms.map_or(true, |t| now >= t + TRACE_MS)
+        {
+            self.harm_logged_ms = Some(now);
+            out.push(Action::Log(Level::Info, format!("harm model: {}", d.why())));
+        }
         match d.response {
             Some(Response::Release) => {
                 out.push(Action::Log(
@@ -138,6 +149,7 @@ impl Machine {
 
     fn end_harm_stall(&mut self, now: u64, out: &mut Vec<Action>) {
         self.harm_trigger_ms = None;
+        self.harm_logged_ms = None;
         if let Some(s) = self.stall.take() {
             self.stall_over();
             out.push(Action::Log(
@@ -237,6 +249,20 @@ mod tests {
         assert!(log_has(&a, "memory pressure over after"), "{a:?}");
         // Calm again: no deadline, no wake-up.
         assert_eq!(m.next_deadline(), None);
+    }
+
+    #[test]
+    fn an_episode_logs_what_the_model_measured_once_a_second() {
+        let mut m = Machine::new(Mode::Fallback, harm(), true);
+        let psi: Vec<u64> = (0..6).map(|i| i * 1000).collect();
+        let a = drive(&mut m, &psi, 10_000, |_| (5, 60));
+        let lines: Vec<u64> = a
+            .iter()
+            .filter(|(_, x)| matches!(x, Action::Log(_, l) if l.starts_with("harm model: no harm: freeze 5.0%")))
+            .map(|(t, _)| *t)
+            .collect();
+        assert!(lines.len() >= 8, "{a:?}");
+        assert!(lines.windows(2).all(|w| w[1] - w[0] >= 1000), "{lines:?}");
     }
 
     #[test]

@@ -184,6 +184,8 @@ pub struct Machine {
     harm: Option<crate::guard::harm::Model>,
     /// Kernel mode, harm: the last trigger write.
     harm_trigger_ms: Option<u64>,
+    /// Harm: the last sample logged (once per TRACE_MS while an episode lasts).
+    harm_logged_ms: Option<u64>,
 }
 
 /// Whether [`Machine::on_timer`] goes on to the next concern.
@@ -214,6 +216,7 @@ impl Machine {
             rebooting: false,
             harm,
             harm_trigger_ms: None,
+            harm_logged_ms: None,
         }
     }
 

@@ -253,6 +253,10 @@ stall_report() {
 	result guard_timeline "$(journalctl -b -o short-unix --no-pager -t oom-ext 2>/dev/null |
 		awk -v s="$start" '{ t = $1 * 1000 - s } t > -2000 { sub(/^[^ ]+ [^ ]+ [^ ]+ /, ""); printf "%+.0f %s|", t, $0 }' |
 		head -c 2000)"
+	# And every line, one fact each (the saved results keep them all): the
+	# harm model's once-a-second measures are there too.
+	journalctl -b -o short-unix --no-pager -t oom-ext 2>/dev/null |
+		awk -v s="$start" '{ t = $1 * 1000 - s } t > -2000 { sub(/^[^ ]+ [^ ]+ [^ ]+ /, ""); printf "OOMTEST guard_line=%+.0f %s\n", t, $0 }'
 	result earlyoom_log "$(journalctl -b -u earlyoom -o cat --no-pager 2>/dev/null | grep -E 'low|sending' | head -n 4 | tr '\n' '|')"
 	systemctl stop stall-heartbeat.service stall-bystander.service 2>/dev/null
 }
