@@ -380,7 +380,7 @@ pub const TABLE: &[Param] = &[
         },
         module: false,
         summary: false,
-        about: "harm: ms a freeze must go on after a response before a kill",
+        about: "harm: ms of freeze in all (PSI full, short freezes added up) within 10 s, since the last response, that calls for the next one",
         slot: slot!(number harm_act_ms),
     },
 ];

@@ -11,10 +11,13 @@
 //! but at most what it took in the last second (`pswpout`) times
 //! `runway_ms`; swap that a slow disk cannot fill in time is not room.
 //! Harm is a freeze
-//! of `freeze_pct` or more, or a runway of `runway_ms` or less. The first
-//! harm of an episode releases the buffer; a kill follows only if harm goes
-//! on after that: a freeze held for `act_ms` since the last response, or the
-//! headroom down at the floor and not coming back. The model is sampled
+//! of `freeze_pct` or more, a runway of `runway_ms` or less, or a machine
+//! that does not get better: frozen `act_ms` in all (PSI `full` time, short
+//! freezes added up) within the last `SUSTAIN_MS`. The first harm of an
+//! episode releases the buffer; a kill follows only if harm goes on after
+//! that: frozen `act_ms` in all since the last response (within
+//! `SUSTAIN_MS`), or the headroom down at the floor and not coming back.
+//! The model is sampled
 //! only while an episode lasts (a PSI trigger starts one; `CALM_MS` without
 //! pressure or harm ends it), so a calm machine costs no wake-ups.
 //!
@@ -33,6 +36,11 @@ pub const WINDOW_MS: u64 = 1000;
 pub const CALM_MS: u64 = 5000;
 /// A shorter span says too little about a share or a rate.
 const MIN_SPAN_MS: u64 = WINDOW_MS / 2;
+/// Freezes add up over this much of the past: a machine frozen `act_ms`
+/// in all within it is not getting better, however the freezes are cut
+/// up (the thrash's 10-25 % PSI `full`, second after second; the near
+/// misses' worst 10 s held 0.26-0.35 s: docs/stall.md).
+pub const SUSTAIN_MS: u64 = 10_000;
 
 /// The model's parameters (see the module comment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +53,8 @@ pub struct HarmParams {
     /// Headroom (MemAvailable + SwapFree) at or below this share of
     /// MemTotal is gone: the kill comes without waiting for a freeze.
     pub floor_pct: u32,
-    /// Harm must go on this long after a response before the next one.
+    /// Frozen this long in all (PSI `full` time) within SUSTAIN_MS, since
+    /// the last response, calls for the next one.
     pub act_ms: u32,
     /// Only while MemAvailable is below this share of MemTotal can pressure
     /// be harm that a buffer or a kill would help.
@@ -105,6 +114,11 @@ impl Sample {
 pub struct Measures {
     /// Share of the window in which every task waited on memory, per mille.
     pub freeze_pm: u32,
+    /// PSI `full` time since the last response (or the episode's start),
+    /// within the last SUSTAIN_MS, ms.
+    pub frozen_ms: u64,
+    /// The span `frozen_ms` was added up over, ms.
+    pub frozen_span_ms: u64,
     /// MemAvailable plus `swap_kb`.
     pub headroom_kb: u64,
     /// The swap counted as headroom: SwapFree, at most the swap-out rate
@@ -127,6 +141,9 @@ pub enum Harm {
     Freeze,
     /// The headroom is at the floor and not coming back.
     Exhausted,
+    /// Frozen `act_ms` in all within SUSTAIN_MS: short freezes that keep
+    /// coming.
+    Frozen,
     /// The headroom will reach the floor within `runway_ms`.
     Runway,
 }
@@ -159,16 +176,19 @@ impl Decision {
             None => "not falling".into(),
         };
         format!(
-            "{}: freeze {}.{}% of {} ms, headroom {} MiB ({} MiB of it swap; floor {} MiB) falling {} MiB/s, {}",
+            "{}: freeze {}.{}% of {} ms, frozen {} ms of {} ms, headroom {} MiB ({} MiB of it swap; floor {} MiB) falling {} MiB/s, {}",
             match self.harm {
                 Some(Harm::Freeze) => "memory freeze",
                 Some(Harm::Exhausted) => "memory exhausted",
+                Some(Harm::Frozen) => "memory freezes going on",
                 Some(Harm::Runway) => "memory running out",
                 None => "no harm",
             },
             m.freeze_pm / 10,
             m.freeze_pm % 10,
             m.span_ms,
+            m.frozen_ms,
+            m.frozen_span_ms,
             mib(m.headroom_kb),
             mib(m.swap_kb),
             mib(m.floor_kb),
@@ -183,8 +203,6 @@ struct Episode {
     start_ms: u64,
     /// The last PSI event or harm: the episode ends CALM_MS after it.
     last_ms: u64,
-    /// Since when the freeze has been held without a break.
-    freeze_since: Option<u64>,
     released: bool,
     last_response_ms: Option<u64>,
     last_kill_ms: Option<u64>,
@@ -231,7 +249,6 @@ impl Model {
                 self.episode = Some(Episode {
                     start_ms: now_ms,
                     last_ms: now_ms,
-                    freeze_since: None,
                     released: !can_release,
                     last_response_ms: None,
                     last_kill_ms: None,
@@ -246,7 +263,6 @@ impl Model {
         if let Some(e) = self.episode.as_mut() {
             e.last_response_ms = Some(now_ms);
             e.last_kill_ms = Some(now_ms);
-            e.freeze_since = None;
         }
     }
 
@@ -256,7 +272,9 @@ impl Model {
             .map_or(0, |e| now_ms.saturating_sub(e.start_ms))
     }
 
-    fn measure(&self, s: &Sample) -> Option<Measures> {
+    /// `since_ms`: the last response, or the episode's start (freezes
+    /// before it were answered already).
+    fn measure(&self, s: &Sample, since_ms: u64) -> Option<Measures> {
         let old = self
             .history
             .iter()
@@ -267,6 +285,10 @@ impl Model {
         }
         let full = s.full_us.saturating_sub(old.full_us);
         let freeze_pm = (full / span_ms).min(1000) as u32;
+        let from = since_ms.max(s.now_ms.saturating_sub(SUSTAIN_MS));
+        let base = self.history.iter().find(|o| o.now_ms >= from).unwrap_or(s);
+        let frozen_ms = s.full_us.saturating_sub(base.full_us) / 1000;
+        let frozen_span_ms = s.now_ms.saturating_sub(base.now_ms);
         let fall = old.left_kb() as i64 - s.left_kb() as i64;
         let fall_kb_s = fall * 1000 / span_ms as i64;
         let swapped_kb_s = s.swap_out_kb.saturating_sub(old.swap_out_kb) * 1000 / span_ms;
@@ -282,6 +304,8 @@ impl Model {
         let short = s.avail_kb * 100 < s.total_kb * u64::from(self.params.short_pct);
         Some(Measures {
             freeze_pm,
+            frozen_ms,
+            frozen_span_ms,
             headroom_kb,
             swap_kb,
             fall_kb_s,
@@ -300,6 +324,8 @@ impl Model {
             Some(Harm::Freeze)
         } else if m.headroom_kb <= m.floor_kb && m.fall_kb_s >= 0 {
             Some(Harm::Exhausted)
+        } else if m.frozen_ms >= u64::from(self.params.act_ms) {
+            Some(Harm::Frozen)
         } else if m
             .runway_ms
             .is_some_and(|r| r <= u64::from(self.params.runway_ms))
@@ -320,12 +346,13 @@ impl Model {
         let Some(mut e) = self.episode else {
             return none;
         };
-        let measures = self.measure(&s);
+        let after = e.last_response_ms.unwrap_or(e.start_ms);
+        let measures = self.measure(&s, after);
         self.history.push_back(s);
         while self
             .history
             .front()
-            .is_some_and(|o| s.now_ms.saturating_sub(o.now_ms) > WINDOW_MS)
+            .is_some_and(|o| s.now_ms.saturating_sub(o.now_ms) > SUSTAIN_MS)
         {
             self.history.pop_front();
         }
@@ -337,11 +364,6 @@ impl Model {
         if harm.is_some() {
             e.last_ms = now;
         }
-        if harm == Some(Harm::Freeze) {
-            e.freeze_since.get_or_insert(now);
-        } else {
-            e.freeze_since = None;
-        }
         let response = match harm {
             None => None,
             Some(_) if !e.released => {
@@ -350,14 +372,14 @@ impl Model {
                 Some(Response::Release)
             }
             Some(h) => {
-                let after = e.last_response_ms.unwrap_or(e.start_ms);
                 let act = u64::from(self.params.act_ms);
-                let held = e.freeze_since.is_some_and(|t| now >= t.max(after) + act);
+                // Frozen act_ms since the last response: it did not help.
+                let frozen = m.frozen_ms >= act;
                 // A release shows at once; a kill's victim needs time to
                 // give its memory back.
                 let wait = e.last_kill_ms.map_or(SAMPLE_MS, |_| act);
                 let gone = h == Harm::Exhausted && now >= after + wait;
-                (held || gone).then_some(Response::Kill)
+                (frozen || gone).then_some(Response::Kill)
             }
         };
         if now > e.last_ms + CALM_MS {

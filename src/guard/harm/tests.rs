@@ -93,9 +93,41 @@ fn a_freeze_releases_first_and_kills_only_if_it_goes_on() {
     let r = responses(&ds);
     assert_eq!(r[0].1, Response::Release);
     let first_kill = r.iter().find(|(_, r)| *r == Response::Kill).unwrap().0;
-    // The release once half a window is seen; the kill act_ms after it.
+    // The release once half a window is seen; the kill once the machine
+    // was frozen act_ms since (1.25 s at 80 %).
     assert!(first_kill >= r[0].0 + 1000, "{r:?}");
-    assert!(first_kill <= r[0].0 + 1200, "{r:?}");
+    assert!(first_kill <= r[0].0 + 1400, "{r:?}");
+}
+
+#[test]
+fn short_freezes_that_keep_coming_add_up_to_a_kill() {
+    // Stalled 20 % of every second, memory flat at 30 MiB: no second is
+    // a 30 % freeze, but the machine does not get better: released once
+    // the stalls add up to act_ms, killed when they do so again.
+    let mut m = Model::new(HarmParams::default());
+    m.pressure(0, true);
+    let trace = flat(0, 15_000, 20, 30, 0);
+    let ds = run(&mut m, 0, &trace);
+    assert!(ds
+        .iter()
+        .all(|(_, d)| d.measures.map_or(true, |x| x.freeze_pm < 300)));
+    let r = responses(&ds);
+    assert_eq!(r.first().map(|x| x.1), Some(Response::Release), "{r:?}");
+    let kill = r.iter().find(|x| x.1 == Response::Kill).expect("a kill");
+    assert!(r[0].0 >= 4900 && r[0].0 <= 5200, "{r:?}");
+    assert!(kill.0 >= r[0].0 + 4900 && kill.0 <= r[0].0 + 5200, "{r:?}");
+    assert!(ds.iter().any(|(_, d)| d.harm == Some(Harm::Frozen)));
+}
+
+#[test]
+fn one_short_freeze_then_calm_is_not_harm_that_goes_on() {
+    // A near miss's ramp: 600 ms of freeze in all, then nothing for 10 s.
+    let mut m = Model::new(HarmParams::default());
+    m.pressure(0, true);
+    let mut trace = flat(0, 1500, 40, 30, 0);
+    trace.extend(flat(1500, 12_000, 0, 30, 0));
+    let r = responses(&run(&mut m, 0, &trace));
+    assert!(r.iter().all(|(_, x)| *x == Response::Release), "{r:?}");
 }
 
 #[test]
@@ -380,8 +412,11 @@ fn the_defaults_are_the_parameter_table_s() {
 
 #[test]
 fn measured_thrash_is_killed_before_its_freeze() {
-    // PSI full stays at 10-25 % for 20 s while dd streams and memory is
-    // still there: no kill for that; the kill comes with the floor.
+    // PSI full stays at 10-25 % for 20 s while dd streams and the hog
+    // eats on: no second is a 30 % freeze, but they add up. Released at
+    // 18.2 s (frozen 1.07 s of the last 6.3 s), killed at 24.0 s (frozen
+    // 1.0 s more since), 11 s before the 25 s freeze; the floor alone
+    // killed at 32.5 s.
     let r = replay(traces::THRASH, PROBE_TOTAL_KB);
     let kill = r
         .iter()
@@ -393,7 +428,8 @@ fn measured_thrash_is_killed_before_its_freeze() {
         "kill at {} ms, freeze {len} ms to {freeze_end} ms: {r:#?}",
         kill.0
     );
-    assert!(kill.2.contains("exhausted"), "{r:#?}");
+    assert!(kill.2.starts_with("memory freezes going on"), "{r:#?}");
+    assert!(kill.0 < 25_000, "{r:#?}");
 }
 
 #[test]
@@ -424,15 +460,17 @@ fn first_kill(trace: &[(u64, u64, u64, u64, u64, u64)], p: HarmParams) -> Option
 #[test]
 fn the_floor_lies_between_the_swap_leak_and_the_near_misses() {
     // Why 4 %: at 3 % (the first choice) the swap leak's first kill came
-    // from the freeze, 1.8 s into it; the near misses' plateaus (4.8 %
-    // and 6 %) stay above 4 % with room to spare, and at 5 % the touching
-    // one is killed.
+    // from the freeze, 1.8 s into it (before freezes added up; now from
+    // them, at 53.0 s, 0.5 s before it); at 4 % from the floor at 52.5 s.
+    // The near misses' plateaus (4.8 % and 6 %) stay above 4 % with room
+    // to spare, and at 5 % the touching one is killed.
     let at = |floor_pct| HarmParams {
         floor_pct,
         ..HarmParams::default()
     };
-    assert!(first_kill(traces::SWAPLEAK, at(3)).is_some_and(|t| t > 53_500));
-    assert!(first_kill(traces::SWAPLEAK, at(4)).is_some_and(|t| t < 53_500));
+    let three = first_kill(traces::SWAPLEAK, at(3)).expect("a kill at 3 %");
+    let four = first_kill(traces::SWAPLEAK, at(4)).expect("a kill at 4 %");
+    assert!(four < three && four < 53_000, "{four} {three}");
     for t in [traces::NEARMISS_ACTIVE, traces::NEARMISS_HOLD] {
         assert_eq!(first_kill(t, at(4)), None);
     }
@@ -442,7 +480,9 @@ fn the_floor_lies_between_the_swap_leak_and_the_near_misses() {
 #[test]
 fn measured_swap_leak_counted_whole_is_left_to_the_freeze() {
     // The model before the swap-out rate (all SwapFree headroom) is the
-    // runway off here: the kill waits for the freeze, inside it.
+    // runway off here: the kill waits for the freezes (before they were
+    // added up: inside the 53.5 s freeze; now at 53.0 s, 0.5 s later
+    // than the floor's 52.5 s with the swap-out rate).
     let p = HarmParams {
         runway_ms: 0,
         ..HarmParams::default()
@@ -453,7 +493,7 @@ fn measured_swap_leak_counted_whole_is_left_to_the_freeze() {
         .find(|(_, x, _)| *x == Response::Kill)
         .expect("a kill");
     assert!(
-        kill.0 > 53_500 && kill.2.starts_with("memory freeze"),
+        kill.0 > 52_500 && kill.2.starts_with("memory freeze"),
         "{r:#?}"
     );
 }
