@@ -325,7 +325,7 @@ pub const TABLE: &[Param] = &[
     },
     Param {
         key: "harm",
-        kind: Kind::Bool { default: false },
+        kind: Kind::Bool { default: true },
         module: false,
         summary: false,
         about: "stall protection acts on harm, not on PSI some (issue 16; docs/stall.md)",

@@ -508,8 +508,8 @@ def stall_scenarios(Scenario):
         "(module_blacklist=oom_ext): no long freeze, leaker killed, bystander lives",
         check_protected(w.name, "oom_ext-fallback"), cmdline(w.name, "oom_ext-fallback"),
         script=w.script, timeout_s=STALL_TIMEOUT_S, qemu_args=qemu_args(w)))
-    # The near miss (issue 16), with the harm model (not the default yet:
-    # docs/stall.md): a job peaking a few % of RAM below the limit must live. Both kinds in one boot, one after the other: each
+    # The near miss (issue 16), with the harm model (the default; named
+    # here so a run with harm=0 elsewhere still tests it; docs/stall.md): a job peaking a few % of RAM below the limit must live. Both kinds in one boot, one after the other: each
     # ends and gives its memory back before the next begins.
     out.append(Scenario(
         "stall-nearmiss", "issue 16: near miss, a job touching its memory then one holding it, each "
