@@ -10,7 +10,7 @@ import dataclasses
 import json
 import pathlib
 
-from . import stall
+from . import ovmf, stall
 
 BOTH = ("6.1", "6.12")
 PROJECT = ("make-install", "dkms", "units")      # image build steps a scenario relies on
@@ -188,6 +188,55 @@ def check_gracetime(e):
         e.fail(f"flag left after the report: state now {e.fact('status_now.state')!r}, "
                f"last_source {e.fact('status_now.last_source')!r}, content {e.fact('flag_left_content')!r}, "
                f"guard log {e.fact('guard_log_now')!r}, module log {e.fact('module_log_now')!r}")
+
+
+# pstore names efi_pstore's records after the backend: "efi" up to 6.1,
+# the module's name from 6.2 on ("efi: pstore: Follow convention for the
+# efi-pstore backend name").
+EFI_RECORD = {"6.1": "dmesg-efi-", "6.12": "dmesg-efi_pstore-"}
+PSTORE_EFI_GRACETIME = 7
+
+
+def _series(release):
+    return "6.12" if (release or "").startswith("6.12") else "6.1"
+
+
+def check_pstore_efi(e):
+    """UEFI guest, efi_pstore: the gracetime panic's log in EFI variables; the next boot's report names
+    the record and archives it once; the variables are erased."""
+    if not e.finished(boots=2):
+        return
+    name = EFI_RECORD[_series(e.fact("kernel", boot=0))]
+    for boot in (0, 1):
+        e.equal("efi", 1, boot=boot)
+        e.at_least("efivars", 1, boot=boot)
+        e.equal("efi_pstore_loaded", 1, boot=boot)
+        e.that(e.fact("pstore_backend", boot=boot) in ("efi", "efi_pstore"),
+               f"boot {boot + 1}: pstore backend {e.fact('pstore_backend', boot=boot)!r}, not efi_pstore")
+    e.equal("dump_vars", 0, boot=0)
+    e.equal("mode", "kernel", boot=0)
+    e.that(any("oom_ext" in p for p in e.run.panics), f"no oom_ext panic on the console (panics: {e.run.panics})")
+    e.at_least("records_with_oom_ext", 1)
+    # The record the report names: the backend's own (live, or moved by
+    # systemd-pstore) or systemd-pstore's dmesg.txt, which joins a dump's
+    # parts under their names ("dmesg-efi-…:" lines). Either way the
+    # backend's name is in it.
+    summary = f"oom_ext panicked after gracetime={PSTORE_EFI_GRACETIME} s in the OOM state (crash flag present at /oomflag)"
+    log = e.fact("report_log") or ""
+    lines = [line for line in log.split("|") if "pstore record /" in line]
+    named = [line.split("pstore record ", 1)[1].split(": ", 1)[0] for line in lines if summary in line]
+    texts = dict(v.split(": ", 1) for k, v in e.run.boots[1].facts.items() if k.startswith("record.") and ": " in v)
+    e.that(any(pathlib.PurePath(r).name.startswith(name) or f"|{name}" in "|" + texts.get(r, "") for r in named),
+           f"the report names no record of efi_pstore ({name}…) with {summary!r}: {lines or log!r}")
+    # One panic, one pstore report in the history; a second report finds
+    # systemd-pstore's copy again (archived this boot) and archives nothing.
+    e.equal("history_pstore_count", 1)
+    e.contains("history_pstore", '"panic":"gracetime"')
+    e.equal("history_count_again", e.fact("history_count") or "<none>")
+    # The records were erased from the firmware's store (by systemd-pstore's
+    # unlink, or the report's when systemd-pstore did not run).
+    e.equal("dump_vars_now", 0)
+    e.equal("flag_left", "absent")
 
 
 def check_fallback(e):
@@ -462,6 +511,10 @@ SCENARIOS = [
              "the guard syncs and reboots; next boot reports",
              check_gracetime, "module_blacklist=oom_ext oom_ext.gracetime=20", script="gracetime",
              reboots=1, timeout_s=900),
+    Scenario("pstore-efi", "issue 14.8: UEFI (OVMF), efi_pstore: the gracetime panic's log in EFI variables; "
+             "the next boot's report names the record and archives it once",
+             check_pstore_efi, f"oom_ext.gracetime={PSTORE_EFI_GRACETIME}",
+             reboots=1, timeout_s=900, qemu_args=ovmf.qemu_args),
     Scenario("fallback", "issue 2.5: module refused -> userspace fallback, boot completes; issue 17: a "
              "MemoryMax= unit's OOM kill is counted as a cgroup kill and is no system OOM",
              check_fallback, "module_blacklist=oom_ext oom_ext.bufsize=40", needs=PROJECT),
