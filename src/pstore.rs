@@ -268,6 +268,116 @@ mod tests {
 <0>[   23.448250] Kernel panic - not syncing: oom_ext: OOM state lasted gracetime=7 s (crash flag present), panicking to reboot\n\
 <4>[   23.449165] CPU: 0 PID: 0 Comm: swapper/0\n";
 
+    // efi_pstore's records of the gracetime panic in the pstore-efi VM
+    // scenario (2026-12-02), cut to the lines around the panic. A 1 KiB EFI
+    // variable holds a deflated part of the 10 KiB dump (14 or 15 parts);
+    // pstore names the files after the backend: `efi` on 6.1, `efi_pstore`
+    // (the module's name) from 6.2 on.
+    const EFI_6_1_NAME: &str = "dmesg-efi-179622928203001";
+    const EFI_6_1: &str = "Panic#1 Part3\n\
+<6>[   98.149717] oom_ext: OOM (trigger): released 32768 KiB in 441250 ns\n\
+<6>[   98.181633] oom_ext: crash flag /oomflag created\n\
+<6>[  102.349420] powernow_k8: Power state transitions not supported\n\
+<0>[  105.208803] oom_ext: crash flag: present (/oomflag)\n\
+<0>[  105.211087] Kernel panic - not syncing: oom_ext: OOM state lasted gracetime=7 s (crash flag present), panicking to reboot\n\
+<4>[  105.212131] CPU: 0 PID: 394 Comm: stress-ng-vm Tainted: G           OE      6.1.0-57-amd64 #1  Debian 6.1.192-3\n\
+<4>[  105.212131] Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS 0.0.0 02/06/2015\n";
+    const EFI_6_12_NAME: &str = "dmesg-efi_pstore-179622958202001";
+    const EFI_6_12: &str = "Panic#1 Part2\n\
+<6>[   98.687046] oom_ext: crash flag /oomflag created\n\
+<0>[  105.674716] oom_ext: crash flag: present (/oomflag)\n\
+<0>[  105.675252] Kernel panic - not syncing: oom_ext: OOM state lasted gracetime=7 s (crash flag present), panicking to reboot\n\
+<4>[  105.689500] CPU: 0 UID: 0 PID: 33 Comm: kcompactd0 Tainted: G           OE      6.12.117+deb12-amd64 #1  Debian 6.12.117-1~deb12u1\n\
+<4>[  105.690088] Tainted: [O]=OOT_MODULE, [E]=UNSIGNED_MODULE\n\
+<4>[  105.690225] Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS 0.0.0 02/06/2015\n\
+<4>[  105.690554] Call Trace:\n";
+    // systemd-pstore's dmesg.txt of that 6.12 panic: the parts, oldest
+    // first, each under its name (here the end of Part3, Part2 as above).
+    // It moves the parts themselves into the same directory keeping their
+    // mtime (the panic's), and writes dmesg.txt now.
+    const EFI_6_12_PART3_END: &str = "dmesg-efi_pstore-179622958203001:\n\
+Panic#1 Part3\n\
+<6>[   92.920901] powernow_k8: Power state transitions not supported\n\
+<6>[   98.449612] oom_ext: OOM (trigger): released 32768 KiB in 463936 ns\n";
+
+    #[test]
+    fn efi_records_of_both_kernels() {
+        for text in [EFI_6_1, EFI_6_12] {
+            assert_eq!(
+                parse(text),
+                Some(Panic::Gracetime {
+                    gracetime_s: 7,
+                    flag: "present".into(),
+                    flag_path: Some("/oomflag".into()),
+                }),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn live_efi_records_of_both_kernels_are_found_by_their_names() {
+        let dir = std::env::temp_dir().join(format!("oom-ext-pstore-efi-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let root = Root::new(&dir);
+        std::fs::create_dir_all(root.join(LIVE)).unwrap();
+        std::fs::write(root.join(LIVE).join(EFI_6_1_NAME), EFI_6_1).unwrap();
+        std::fs::write(root.join(LIVE).join(EFI_6_12_NAME), EFI_6_12).unwrap();
+        let f = scan(&root, None);
+        assert_eq!(f.len(), 2, "{f:?}");
+        for (found, name) in f.iter().zip([EFI_6_1_NAME, EFI_6_12_NAME]) {
+            assert!(found.live);
+            assert_eq!(
+                found.line(),
+                format!("pstore record /{LIVE}/{name}: oom_ext panicked after gracetime=7 s in the OOM state (crash flag present at /oomflag)")
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn systemd_pstore_reassembly_is_this_boots_its_moved_parts_are_not() {
+        let dir = std::env::temp_dir().join(format!("oom-ext-pstore-sd-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let root = Root::new(&dir);
+        let group = root.join(ARCHIVE).join("179622958");
+        std::fs::create_dir_all(&group).unwrap();
+        let joined = format!("{EFI_6_12_PART3_END}{EFI_6_12_NAME}:\n{EFI_6_12}");
+        // A panic line split from its flag line by a part boundary is
+        // still read with it: the parts are one text here.
+        let split = joined.replacen(
+            "<0>[  105.675252] Kernel panic",
+            "dmesg-efi_pstore-179622958201001:\nPanic#1 Part1\n<0>[  105.675252] Kernel panic",
+            1,
+        );
+        for text in [&joined, &split] {
+            let Some(Panic::Gracetime { flag_path, .. }) = parse(text) else {
+                panic!("not found: {text}");
+            };
+            assert_eq!(flag_path.as_deref(), Some("/oomflag"));
+        }
+        std::fs::write(group.join("dmesg.txt"), &joined).unwrap();
+        let part = group.join(EFI_6_12_NAME);
+        std::fs::write(&part, EFI_6_12).unwrap();
+        let panic_time = nix::sys::time::TimeSpec::new(1_796_229_582, 0);
+        nix::sys::stat::utimensat(
+            None,
+            &part,
+            &panic_time,
+            &panic_time,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
+        let f = scan(&root, Some(1_796_229_600));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            f[0].record,
+            std::path::Path::new("var/lib/systemd/pstore/179622958/dmesg.txt")
+        );
+        assert!(!f[0].live);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn finds_the_gracetime_panic_with_the_flag_path() {
         assert_eq!(
@@ -335,11 +445,11 @@ mod tests {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
         std::fs::write(root.join(UPTIME), "12.5 20.0\n").unwrap();
-        std::fs::write(root.join(LIVE).join("dmesg-efi-170000000001001"), RAMOOPS).unwrap();
+        std::fs::write(root.join(LIVE).join("dmesg-ramoops-0"), RAMOOPS).unwrap();
         let f = findings(&root, 1_700_000_000);
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(
-            f[0].line().starts_with("pstore record /sys/fs/pstore/dmesg-efi-170000000001001: oom_ext panicked after gracetime=7 s"),
+            f[0].line().starts_with("pstore record /sys/fs/pstore/dmesg-ramoops-0: oom_ext panicked after gracetime=7 s"),
             "{}",
             f[0].line()
         );
