@@ -70,7 +70,7 @@ BUILD_BIN     = $(CARGO) build --release
 endif
 # Build, then copy cargo's output to $(BIN).
 BUILD         = $(BUILD_BIN) && cp -f target/$(TARGET)/release/oom-ext $(BIN)
-UNITS        := oom-ext-guard.service oom-ext-report.service
+UNITS        := oom-ext-guard.service oom-ext-report.service oom-ext-on-hang.service
 # The module source DKMS builds from, and dkms.conf's POST_INSTALL script.
 KMOD_FILES    = $(filter-out $(KMOD_DIR)/test_knobs.c,$(wildcard $(KMOD_DIR)/*.c $(KMOD_DIR)/*.h)) $(KMOD_DIR)/Kbuild $(KMOD_DIR)/Makefile $(KMOD_DIR)/dkms.conf
 KMOD_SCRIPTS  = $(wildcard $(KMOD_DIR)/dkms-post-install.sh)

@@ -9,12 +9,18 @@ use std::io;
 /// Readers look at no more than this.
 pub const READ_MAX: usize = 64 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Victim {
     pub pid: u32,
     pub comm: String,
     pub rss_kb: u64,
+    /// Its cgroup v2 path when it was killed (`victim_cgroup=` line): the
+    /// next boot's on_hang finds its unit there.
+    pub cgroup: Option<String>,
 }
+
+/// A cgroup path longer than this is not recorded.
+const CGROUP_MAX: usize = 512;
 
 /// The `mem_available_kb=` line a guard appends when the OOM state begins.
 pub fn mem_available_line(kb: u64) -> String {
@@ -26,7 +32,9 @@ pub const GRACETIME_REBOOT_LINE: &str = "gracetime_reboot=1\n";
 
 impl Victim {
     /// `victim=PID COMM RSS_KB`; COMM may hold spaces, so PID is the first
-    /// word and RSS_KB the last.
+    /// word and RSS_KB the last. Then `victim_cgroup=PID PATH` when the
+    /// cgroup is known: a line of its own, so readers that know only
+    /// `victim=` still read the victim.
     pub fn line(&self) -> String {
         let comm: String = self
             .comm
@@ -34,12 +42,16 @@ impl Victim {
             .take(64)
             .map(|c| if c.is_control() { '?' } else { c })
             .collect();
-        format!(
+        let mut s = format!(
             "victim={} {} {}\n",
             self.pid,
             if comm.is_empty() { "?" } else { &comm },
             self.rss_kb
-        )
+        );
+        if let Some(cg) = self.cgroup.as_deref().filter(|c| valid_cgroup(c)) {
+            let _ = writeln!(s, "victim_cgroup={} {cg}", self.pid);
+        }
+        s
     }
 
     pub fn parse(v: &str) -> Option<Victim> {
@@ -49,8 +61,14 @@ impl Victim {
             pid: pid.parse().ok()?,
             comm: comm.to_string(),
             rss_kb: rss.parse().ok()?,
+            cgroup: None,
         })
     }
+}
+
+/// An absolute cgroup path without control characters or spaces, short.
+pub fn valid_cgroup(c: &str) -> bool {
+    c.starts_with('/') && c.len() <= CGROUP_MAX && !c.chars().any(|ch| ch.is_control() || ch == ' ')
 }
 
 /// What a writer puts in a new flag.
@@ -168,6 +186,17 @@ pub fn parse(bytes: &[u8]) -> Result<FlagData, Damage> {
                 Some(victim) => data.victims.push(victim),
                 None => data.bad_lines += 1,
             },
+            // Belongs to the last victim line of that pid before it.
+            Some(("victim_cgroup", v)) => {
+                let owner = v.split_once(' ').and_then(|(pid, cg)| {
+                    let pid: u32 = pid.parse().ok()?;
+                    let v = data.victims.iter_mut().rev().find(|v| v.pid == pid)?;
+                    valid_cgroup(cg).then(|| v.cgroup = Some(cg.to_string()))
+                });
+                if owner.is_none() {
+                    data.bad_lines += 1;
+                }
+            }
             Some((k, v))
                 if !k.is_empty()
                     && k.len() <= 64
@@ -235,9 +264,12 @@ mod tests {
                 pid: 42,
                 comm: "stress ng\n)x".into(),
                 rss_kb: 1000,
+                cgroup: Some("/system.slice/leak.service".into()),
             }
             .line(),
         );
+        // A cgroup line of no victim, or a bad path: bad lines.
+        text.push_str("victim_cgroup=43 /x\nvictim_cgroup=42 rel\n");
         let d = parse(text.as_bytes()).unwrap();
         assert_eq!(d.get("source"), Some("psi"));
         assert_eq!(d.get("boot_id"), Some("abcd"));
@@ -247,10 +279,11 @@ mod tests {
             vec![Victim {
                 pid: 42,
                 comm: "stress ng?)x".into(),
-                rss_kb: 1000
+                rss_kb: 1000,
+                cgroup: Some("/system.slice/leak.service".into()),
             }]
         );
-        assert_eq!(d.bad_lines, 0);
+        assert_eq!(d.bad_lines, 2);
     }
 
     #[test]

@@ -33,6 +33,7 @@ enum Cmd {
     Report(ReportCmd),
     Status(StatusCmd),
     Victims(VictimsCmd),
+    OnHang(OnHangCmd),
 }
 
 /// Apply oom_ext.* from the kernel command line, load the module (or choose
@@ -101,6 +102,17 @@ struct VictimsCmd {
     /// PIDs or unit names (NAME.service, NAME.scope)
     #[argh(positional, greedy)]
     words: Vec<String>,
+}
+
+/// Act on OOM hangs of the boots before this one (on_hang= in
+/// /etc/oom-ext/policy.conf): `apply` (run early in the boot by
+/// oom-ext-on-hang.service) or `undo` (takes this boot's action back).
+#[derive(FromArgs)]
+#[argh(subcommand, name = "on-hang")]
+struct OnHangCmd {
+    /// apply or undo
+    #[argh(positional)]
+    action: String,
 }
 
 fn parse_args(args: &[String]) -> Cli {
@@ -244,6 +256,22 @@ fn run(args: &[String]) -> ! {
             match code {
                 0 => print!("{out}"),
                 _ => eprint!("{out}"),
+            }
+            code
+        }
+        Cmd::OnHang(c) => {
+            let log = Log::new(root.clone(), Sink::Syslog);
+            let (code, out) = match c.action.as_str() {
+                "apply" => oom_ext::onhang::apply::apply(&root, &log),
+                "undo" => oom_ext::onhang::apply::undo(&root, &log),
+                other => (
+                    2,
+                    format!("oom-ext on-hang: unknown action {other:?} (apply or undo)\n"),
+                ),
+            };
+            match code {
+                2 => eprint!("{out}"),
+                _ => print!("{out}"),
             }
             code
         }

@@ -35,6 +35,8 @@ pub struct Params {
     pub harm_runway_ms: u32,
     pub harm_floor_pct: u32,
     pub harm_act_ms: u32,
+    pub on_hang: OnHang,
+    pub on_hang_boots: u32,
 }
 
 /// `oom_ext.policy=` (seed 002's policies).
@@ -53,6 +55,33 @@ pub enum KillScope {
     Process,
     /// The victim's whole systemd unit (cgroup.kill).
     Unit,
+}
+
+/// `on_hang=`: what the next boot does after consecutive OOM hangs
+/// (docs/policy.md, src/onhang/).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnHang {
+    #[default]
+    Report,
+    /// Runtime-mask the systemd unit of the hangs' top victim for one boot.
+    MaskUnit,
+    /// Boot into rescue.target.
+    Rescue,
+}
+
+pub const ON_HANG: &[&str] = &["report", "mask-unit", "rescue"];
+
+impl OnHang {
+    pub fn as_str(self) -> &'static str {
+        ON_HANG[self as usize]
+    }
+    pub fn from_word(w: &str) -> OnHang {
+        match w {
+            "mask-unit" => OnHang::MaskUnit,
+            "rescue" => OnHang::Rescue,
+            _ => OnHang::Report,
+        }
+    }
 }
 
 pub const POLICIES: &[&str] = &["kill", "panic"];
@@ -383,6 +412,30 @@ pub const TABLE: &[Param] = &[
         about: "harm: ms of freeze in all (PSI full, short freezes added up) within 10 s, since the last response, that calls for the next one",
         slot: slot!(number harm_act_ms),
     },
+    Param {
+        key: "on_hang",
+        kind: Kind::Word {
+            words: ON_HANG,
+            default: "report",
+        },
+        module: false,
+        summary: false,
+        about: "after on_hang_boots boots in a row ended in an OOM hang: report, mask-unit (the top victim's unit, this boot) or rescue",
+        slot: slot!(word on_hang OnHang),
+    },
+    Param {
+        key: "on_hang_boots",
+        kind: Kind::Number {
+            min: 1,
+            max: 10,
+            default: 2,
+            off: false,
+        },
+        module: false,
+        summary: false,
+        about: "consecutive OOM-hang boots before on_hang acts",
+        slot: slot!(number on_hang_boots),
+    },
 ];
 
 /// Every numeric default is inside its range (checked at compile time).
@@ -441,6 +494,8 @@ impl Default for Params {
             harm_runway_ms: 0,
             harm_floor_pct: 0,
             harm_act_ms: 0,
+            on_hang: OnHang::Report,
+            on_hang_boots: 0,
         };
         for row in TABLE {
             match (row.kind, row.slot) {

@@ -60,6 +60,10 @@ pub struct Report {
     pub reported_unix: u64,
     /// (dev, inode) of the regular file read, to remove only that one.
     pub ino: Option<(u64, u64)>,
+    /// This boot's id: the next boot's on_hang chains hangs with it.
+    pub reported_boot_id: Option<String>,
+    /// What on_hang did about it this boot (`oom-ext on-hang apply`).
+    pub on_hang: Option<crate::onhang::Record>,
 }
 
 /// Flag paths to look at, in order: this boot's effective parameters, the
@@ -95,6 +99,11 @@ pub fn inspect(root: &Root, flag: &str, now: u64) -> std::io::Result<Option<Repo
         data: None,
         reported_unix: now,
         ino: None,
+        reported_boot_id: rootfs::read_small(root, paths::BOOT_ID)
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(|b| b.trim().to_string())
+            .filter(|b| !b.is_empty()),
+        on_hang: crate::onhang::apply::record(root),
     };
     let kind = rootfs::kind(st.st_mode);
     if kind == "symlink" {
@@ -217,6 +226,12 @@ impl Report {
         if self.gracetime_reboot() {
             s.push_str(" gracetime_reboot=1");
         }
+        if let Some(r) = &self.on_hang {
+            let _ = write!(s, " on_hang={}", cmdline::escape_value(&r.action));
+            if let Some(u) = &r.unit {
+                let _ = write!(s, " on_hang_unit={}", cmdline::escape_value(u));
+            }
+        }
         if let Some(p) = self.problem() {
             let _ = write!(s, " problem=\"{p}\"");
         }
@@ -292,9 +307,15 @@ impl Report {
         );
         let _ = writeln!(s, "  victims:     {}", d.victims.len());
         for v in &d.victims {
+            let unit = v
+                .cgroup
+                .as_deref()
+                .and_then(crate::onhang::system_unit)
+                .map(|u| format!(", {}", esc(u)))
+                .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "    pid {} {} anon-rss {} kB",
+                "    pid {} {} anon-rss {} kB{unit}",
                 v.pid,
                 esc(&v.comm),
                 v.rss_kb
@@ -305,6 +326,15 @@ impl Report {
                 s,
                 "  cgroup OOMs: {n} (processes killed at a cgroup's memory limit that boot, not system OOM victims)"
             );
+        }
+        if let Some(r) = &self.on_hang {
+            // Whole (esc cuts long values), control characters made safe.
+            let line: String = r
+                .summary()
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect();
+            let _ = writeln!(s, "  on hang:     {line}");
         }
         if d.bad_lines > 0 {
             let _ = writeln!(s, "  ({} unreadable lines skipped)", d.bad_lines);
@@ -333,14 +363,20 @@ impl Report {
             .unwrap_or_else(|| "null".into());
         let victims = json::array(d.map(|d| d.victims.clone()).unwrap_or_default().iter().map(
             |v| {
-                Object::new()
+                let o = Object::new()
                     .num("pid", u64::from(v.pid))
                     .str("comm", &v.comm)
-                    .num("rss_kb", v.rss_kb)
-                    .finish()
+                    .num("rss_kb", v.rss_kb);
+                match v.cgroup.as_deref() {
+                    Some(cg) => o
+                        .str("cgroup", cg)
+                        .opt_str("unit", crate::onhang::system_unit(cg)),
+                    None => o,
+                }
+                .finish()
             },
         ));
-        Object::new()
+        let o = Object::new()
             .str("flag", &self.flag)
             .str("status", self.kind.word())
             .opt_str("problem", self.problem().as_deref())
@@ -360,8 +396,16 @@ impl Report {
             .opt_num("memcg_kills", d.and_then(|d| d.get_u64("memcg_kills")))
             .bool("gracetime_reboot", self.gracetime_reboot())
             .bool("policy_panic", self.policy_panic())
-            .raw("victims", victims)
-            .raw("fields", fields)
+            .raw("victims", victims);
+        let o = match &self.on_hang {
+            Some(r) => o.raw("on_hang", r.json()),
+            None => o,
+        };
+        let o = match &self.reported_boot_id {
+            Some(b) => o.str("reported_boot_id", b),
+            None => o,
+        };
+        o.raw("fields", fields)
             .num("reported_unix", self.reported_unix)
             .str("reported", &iso8601(self.reported_unix))
             .str("summary", &self.log_line())

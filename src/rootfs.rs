@@ -371,6 +371,13 @@ impl Dir {
         self.sync()
     }
 
+    /// Creates `name` as a symlink to `target` (an existing entry is an
+    /// error, never replaced).
+    pub fn symlink(&self, target: &str, name: &CStr) -> Result<()> {
+        nix::unistd::symlinkat(target, Some(self.fd.as_raw_fd()), name).map_err(io_err)?;
+        self.sync()
+    }
+
     pub fn sync(&self) -> Result<()> {
         fsync(self.fd.as_raw_fd()).map_err(io_err)
     }

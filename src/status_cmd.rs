@@ -22,6 +22,9 @@ pub struct Status {
     pub reports: usize,
     /// The victim policy: settings, rules per file, problems, victims list.
     pub policy: Option<crate::policy::view::View>,
+    /// `on_hang` and `on_hang_boots` in effect, and this boot's decision.
+    pub on_hang: Option<(crate::params::OnHang, u32)>,
+    pub on_hang_record: Option<crate::onhang::Record>,
 }
 
 /// The `"summary":"..."` of an archived report (our own JSON writer's form).
@@ -107,6 +110,8 @@ pub fn gather(root: &Root) -> Status {
     s.reports = history::entries(root).len();
     s.last_report = last_report(root);
     s.policy = Some(crate::policy::view::gather(root));
+    s.on_hang = Some(crate::onhang::apply::settings(root));
+    s.on_hang_record = crate::onhang::apply::record(root);
     s
 }
 
@@ -224,6 +229,17 @@ impl Status {
         if let Some(p) = &self.policy {
             s.push_str(&p.human());
         }
+        if let Some((on_hang, boots)) = self.on_hang {
+            let now = match &self.on_hang_record {
+                Some(r) => controls_escaped(&r.summary()),
+                None => "no OOM hang before this boot".into(),
+            };
+            let _ = writeln!(
+                s,
+                "on hang:       {} after {boots} hang boot(s) in a row\n               this boot: {now}",
+                on_hang.as_str()
+            );
+        }
         let _ = match &self.last_report {
             Some((p, sum)) => writeln!(
                 s,
@@ -272,6 +288,24 @@ impl Status {
                     .as_ref()
                     .map(|(p, s)| Object::new().str("path", p).str("summary", s).finish())
                     .unwrap_or_else(|| "null".into()),
+            )
+            .raw(
+                "on_hang",
+                self.on_hang.map_or_else(
+                    || "null".into(),
+                    |(a, n)| {
+                        Object::new()
+                            .str("on_hang", a.as_str())
+                            .num("on_hang_boots", u64::from(n))
+                            .raw(
+                                "this_boot",
+                                self.on_hang_record
+                                    .as_ref()
+                                    .map_or_else(|| "null".into(), |r| r.json()),
+                            )
+                            .finish()
+                    },
+                ),
             )
             .finish()
     }

@@ -54,6 +54,7 @@ pub fn parse_kill(record: &str) -> Option<(Scope, Victim)> {
             pid,
             comm: comm.to_string(),
             rss_kb,
+            cgroup: None,
         },
     ))
 }
@@ -69,6 +70,8 @@ pub struct Context {
     pub memcg: bool,
     /// The cgroup whose limit was hit.
     pub oom_memcg: Option<String>,
+    /// The victim's memory cgroup (`task_memcg=`).
+    pub task_memcg: Option<String>,
     /// The victim's pid.
     pub pid: u32,
 }
@@ -83,6 +86,10 @@ pub fn parse_context(record: &str) -> Option<Context> {
     let (head, pid) = head.rsplit_once(",pid=")?;
     let pid = pid.parse().ok()?;
     let (head, _task) = head.rsplit_once(",task=")?;
+    let task_memcg = head
+        .rsplit_once(",task_memcg=")
+        .map(|(_, m)| m.to_string())
+        .filter(|m| crate::flag::valid_cgroup(m));
     let oom_memcg = head.split_once(",oom_memcg=").map(|(_, m)| {
         m.rsplit_once(",task_memcg=")
             .map_or(m, |(m, _)| m)
@@ -91,6 +98,7 @@ pub fn parse_context(record: &str) -> Option<Context> {
     Some(Context {
         memcg,
         oom_memcg,
+        task_memcg,
         pid,
     })
 }
@@ -209,6 +217,7 @@ mod tests {
             pid,
             comm: comm.into(),
             rss_kb,
+            cgroup: None,
         }
     }
 
@@ -278,6 +287,7 @@ mod tests {
                 Some(Context {
                     memcg: true,
                     oom_memcg: Some("/system.slice/memhog.service".into()),
+                    task_memcg: Some("/system.slice/memhog.service".into()),
                     pid
                 })
             );
@@ -294,6 +304,7 @@ mod tests {
             Some(Context {
                 memcg: true,
                 oom_memcg: Some("/system.slice/memhog.service".into()),
+                task_memcg: Some("/system.slice/memhog.service".into()),
                 pid: 1234
             })
         );
@@ -303,6 +314,7 @@ mod tests {
             Some(Context {
                 memcg: false,
                 oom_memcg: None,
+                task_memcg: Some("/system.slice/hog.service".into()),
                 pid: 77
             })
         );
@@ -313,6 +325,7 @@ mod tests {
             Some(Context {
                 memcg: true,
                 oom_memcg: Some("/x,y".into()),
+                task_memcg: Some("/x,y/z".into()),
                 pid: 10
             })
         );

@@ -491,7 +491,10 @@ impl Sources {
                     // A kmsg record's continuation lines never match; a FIFO
                     // read may hold several lines.
                     for line in String::from_utf8_lossy(&buf[..n]).lines() {
-                        kill_line(&mut self.context, &mut self.memcg_kills, line, out);
+                        let root = &self.root;
+                        kill_line(&mut self.context, &mut self.memcg_kills, line, out, |pid| {
+                            read_cgroup(root, pid)
+                        });
                     }
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue, // overrun: skip ahead
@@ -533,23 +536,34 @@ impl Sources {
     }
 }
 
+/// A victim's cgroup v2 path from `/proc/PID/cgroup`.
+fn read_cgroup(root: &crate::root::Root, pid: u32) -> Option<String> {
+    crate::rootfs::read_small(root, &format!("proc/{pid}/cgroup"))
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|t| crate::policy::proctable::parse_cgroup(&t))
+}
+
 /// A kill line (or the summary line before it) into its event; counts the
-/// kills at a cgroup's limit.
+/// kills at a cgroup's limit. The victim's cgroup (for on_hang): `cgroup_of`
+/// it while it is still there (the v2 hierarchy, whatever controllers are
+/// on), else the summary's `task_memcg`.
 fn kill_line(
     context: &mut Option<kernel_text::Context>,
     memcg_kills: &mut u64,
     line: &str,
     out: &mut Vec<Input>,
+    cgroup_of: impl Fn(u32) -> Option<String>,
 ) {
     if let Some(c) = kernel_text::parse_context(line) {
         *context = Some(c);
         return;
     }
-    let Some((scope, victim)) = kernel_text::parse_kill(line) else {
+    let Some((scope, mut victim)) = kernel_text::parse_kill(line) else {
         return;
     };
     // The summary names the cgroup, if it was about this victim.
     let context = context.take().filter(|c| c.pid == victim.pid);
+    victim.cgroup = cgroup_of(victim.pid).or_else(|| context.as_ref()?.task_memcg.clone());
     out.push(Input::Event(match scope {
         Scope::System => Event::OomKill(Some(victim)),
         Scope::Memcg => {

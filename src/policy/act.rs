@@ -124,6 +124,7 @@ fn kill_victim(root: &Root, v: &Proc, group: Option<&str>, log: &Log) -> Result<
         pid: v.pid,
         comm: v.name.clone(),
         rss_kb: v.rss_kb,
+        cgroup: v.cgroup.clone(),
     };
     if !root.is_system() {
         return Err(NotKilled {

@@ -122,6 +122,10 @@ pub struct Settings {
     /// `dry_run = yes`: choose and log, kill nobody (or'ed with
     /// `oom_ext.dry_run=`).
     pub dry_run: Option<bool>,
+    /// `on_hang = report|mask-unit|rescue` and `on_hang_boots = N` (the
+    /// next boot's action on hangs, src/onhang/; checked by the table).
+    pub on_hang: Option<crate::params::OnHang>,
+    pub on_hang_boots: Option<u32>,
 }
 
 /// Everything the policy files say.
@@ -211,7 +215,19 @@ impl Policy {
                 self.settings.dry_run = Some(b);
                 Ok(())
             }
-            _ => Err(format!("unknown setting {k:?} (known: dry_run)")),
+            "on_hang" | "on_hang_boots" => {
+                let mut p = crate::params::Params::default();
+                p.set(k, v).map_err(|e| format!("{k}={v:?}: {e}"))?;
+                if k == "on_hang" {
+                    self.settings.on_hang = Some(p.on_hang);
+                } else {
+                    self.settings.on_hang_boots = Some(p.on_hang_boots);
+                }
+                Ok(())
+            }
+            _ => Err(format!(
+                "unknown setting {k:?} (known: dry_run, on_hang, on_hang_boots)"
+            )),
         }
     }
 }
@@ -371,6 +387,17 @@ mod tests {
         let (p, bad) = policy("dry_run = yes\n");
         assert!(bad.is_empty());
         assert_eq!(p.settings.dry_run, Some(true));
+        let (p, _) = policy("on_hang = mask-unit\non_hang_boots=3\n");
+        assert_eq!(p.settings.on_hang, Some(crate::params::OnHang::MaskUnit));
+        assert_eq!(p.settings.on_hang_boots, Some(3));
+        let (p, bad) = policy("on_hang = mask\non_hang_boots = 0\n");
+        assert_eq!((p.settings.on_hang, p.settings.on_hang_boots), (None, None));
+        assert_eq!(bad.len(), 2);
+        assert!(
+            bad[0].reason.contains("not one of report|mask-unit|rescue"),
+            "{}",
+            bad[0]
+        );
         let (p, bad) = policy("dry_run=maybe\nfoo = 1\n");
         assert_eq!(p.settings.dry_run, None);
         assert_eq!(bad.len(), 2);

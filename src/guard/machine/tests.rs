@@ -93,6 +93,7 @@ fn no_sysrq_when_the_kernel_kills_during_the_confirmation() {
             pid: 9,
             comm: "hog".into(),
             rss_kb: 100,
+            cgroup: None,
         })),
         counted(2100, 20, 1000),
     );
@@ -156,6 +157,7 @@ fn fallback_oom_cycle_release_flag_end_rearm() {
             pid: 7,
             comm: "hog".into(),
             rss_kb: 100,
+            cgroup: None,
         })),
         at(1000, 500),
     );
@@ -246,6 +248,7 @@ fn victim(pid: u32) -> Event {
         pid,
         comm: "hog".into(),
         rss_kb: 1000,
+        cgroup: None,
     }))
 }
 
@@ -521,6 +524,7 @@ fn kernel_mode_logs_module_transitions_and_appends_victims() {
             pid: 1,
             comm: "a b".into(),
             rss_kb: 2,
+            cgroup: None,
         })),
         at(2, 100),
     );
@@ -657,6 +661,7 @@ fn victims_oom_ext_killed_itself_are_awaited_like_the_kernels() {
         pid,
         comm: "leak".into(),
         rss_kb: 2048,
+        cgroup: None,
     };
     let a = m.handle(Event::Killed(vec![v(70), v(71)]), at(2010, 10));
     assert!(a.contains(&Action::WatchExit(70)), "{a:?}");
@@ -732,6 +737,7 @@ fn memcg_kill(pid: u32) -> Event {
             pid,
             comm: "stress-ng-vm".into(),
             rss_kb: 63148,
+            cgroup: None,
         },
         memcg: Some("/system.slice/memhog.service".into()),
     })
