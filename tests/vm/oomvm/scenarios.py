@@ -159,7 +159,8 @@ def _first_boot_console(run):
 def check_gracetime(e):
     """Persistent OOM + gracetime: the guest reboots itself; the next boot reports it."""
     run = e.run
-    if not e.finished(boots=2):
+    onhang = run.fact("onhang", boot=0) == "1"
+    if not e.finished(boots=3 if onhang else 2) or len(run.boots) < 2:
         return
     # The module reboots through panic(); the fallback guard (no module) syncs and reboots.
     if e.fact("mode", boot=0) == "kernel":
@@ -175,19 +176,51 @@ def check_gracetime(e):
             if backstop:
                 print(f"note: gracetime@{e.fact('kernel', boot=0)}: the guard's backstop rebooted (the module's OOM state ended and began "
                       "again before its gracetime)", flush=True)
-            e.contains("history_latest", '"gracetime_reboot":true')
+            e.contains("history_latest", '"gracetime_reboot":true', boot=1)
     else:
         e.equal("mode", "fallback", boot=0)
     e.that(e.fact("kernel_panic", boot=0) not in (None, "0"), "kernel.panic was 0 in the first boot")
     boot_id = e.fact("boot_id", boot=0)
-    e.that(e.fact("report_log"), "the report unit logged nothing on the next boot")
-    e.contains("report_log", boot_id or "<no boot id>")
-    e.at_least("history_count", 1)
-    e.contains("history_latest", boot_id or "<no boot id>")
-    if not e.equal("flag_left", "absent"):
-        e.fail(f"flag left after the report: state now {e.fact('status_now.state')!r}, "
-               f"last_source {e.fact('status_now.last_source')!r}, content {e.fact('flag_left_content')!r}, "
-               f"guard log {e.fact('guard_log_now')!r}, module log {e.fact('module_log_now')!r}")
+    e.that(e.fact("report_log", boot=1), "the report unit logged nothing on the next boot")
+    e.contains("report_log", boot_id or "<no boot id>", boot=1)
+    e.at_least("history_count", 1, boot=1)
+    e.contains("history_latest", boot_id or "<no boot id>", boot=1)
+    if not e.equal("flag_left", "absent", boot=1):
+        e.fail(f"flag left after the report: state now {e.fact('status_now.state', boot=1)!r}, "
+               f"last_source {e.fact('status_now.last_source', boot=1)!r}, content {e.fact('flag_left_content', boot=1)!r}, "
+               f"guard log {e.fact('guard_log_now', boot=1)!r}, module log {e.fact('module_log_now', boot=1)!r}")
+    if onhang and len(run.boots) >= 3:
+        _check_on_hang(e)
+
+
+def _check_on_hang(e):
+    """Issue 17, on_hang=mask-unit: boots 1 and 2 hang in oomtest-leak.service, boot 3 has it masked."""
+    leak = "oomtest-leak.service"
+    # Boot 2: one hang before it, reported only; the unit came up (and hung the boot).
+    e.contains("onhang_log", "1 hang boot(s) in a row; reported only", boot=1)
+    e.equal("leak_load", "loaded", boot=1)
+    e.equal("leak_started", 1, boot=1)
+    # The archived report of boot 1 names the victim's unit and the boot that reported it.
+    e.contains("history_latest", f'"unit":"{leak}"', boot=1)
+    e.contains("history_latest", f'"reported_boot_id":"{e.fact("boot_id2", boot=1)}"', boot=1)
+    # Boot 3: masked before it started; the report, the history and status say so.
+    e.contains("onhang_log", f"2 hang boot(s) in a row; masked {leak} for this boot", boot=2)
+    e.equal("mask", "/dev/null", boot=2)
+    e.equal("leak_load", "masked", boot=2)
+    e.that(e.fact("leak_active", boot=2) in ("inactive", "failed"),
+           f"{leak} is {e.fact('leak_active', boot=2)!r} in the masked boot")
+    e.equal("leak_started", 0, boot=2)
+    e.contains("report_log", f"on_hang=mask-unit on_hang_unit={leak}", boot=2)
+    e.contains("history_latest", f'"on_hang":{{"action":"mask-unit","unit":"{leak}","hang_boots":2', boot=2)
+    e.contains("history_latest", e.fact("boot_id2", boot=1) or "<no boot id>", boot=2)
+    e.contains("status_text", f"masked {leak} for this boot (undo: oom-ext on-hang undo)", boot=2)
+    e.contains("status_json", '"on_hang":{"on_hang":"mask-unit","on_hang_boots":2,"this_boot":{"action":"mask-unit"', boot=2)
+    # Undo: one command, the unit loads again.
+    e.equal("undo_rc", 0, boot=2)
+    e.contains("undo_out", f"unmasked {leak}", boot=2)
+    e.equal("leak_load_after", "loaded", boot=2)
+    e.equal("mask_after", "absent", boot=2)
+    e.contains("undo_log", f"on_hang undone: unmasked {leak}", boot=2)
 
 
 # pstore names efi_pstore's records after the backend: "efi" up to 6.1,
@@ -505,8 +538,9 @@ SCENARIOS = [
              check_storm, "oom_ext.resettime=20", timeout_s=720),
     Scenario("storm-control", "negative control: the storm check fails on a bare kernel (oom_ext=0)",
              check_storm_control, "oom_ext=0", script="storm", kernels=("6.1",), timeout_s=720),
-    Scenario("gracetime", "issue 2.4: persistent OOM with gracetime reboots; next boot reports",
-             check_gracetime, "oom_ext.gracetime=20", reboots=1, timeout_s=900),
+    Scenario("gracetime", "issue 2.4: persistent OOM with gracetime reboots; next boot reports; issue 17: "
+             "on_hang=mask-unit, a service that hangs two boots in a row is masked in the third, then undone",
+             check_gracetime, "oom_ext.gracetime=20 oomtest.onhang", reboots=2, timeout_s=1500),
     Scenario("gracetime-fallback", "issue 4: fallback mode (module refused): persistent OOM with gracetime, "
              "the guard syncs and reboots; next boot reports",
              check_gracetime, "module_blacklist=oom_ext oom_ext.gracetime=20", script="gracetime",
