@@ -198,6 +198,7 @@ def _check_on_hang(e):
     leak = "oomtest-leak.service"
     # Boot 2: one hang before it, reported only; the unit came up (and hung the boot).
     e.contains("onhang_log", "1 hang boot(s) in a row; reported only", boot=1)
+    e.contains("onhang_record", "action=report|", boot=1)
     e.equal("leak_load", "loaded", boot=1)
     e.equal("leak_started", 1, boot=1)
     # The archived report of boot 1 names the victim's unit and the boot that reported it.
@@ -205,6 +206,7 @@ def _check_on_hang(e):
     e.contains("history_latest", f'"reported_boot_id":"{e.fact("boot_id2", boot=1)}"', boot=1)
     # Boot 3: masked before it started; the report, the history and status say so.
     e.contains("onhang_log", f"2 hang boot(s) in a row; masked {leak} for this boot", boot=2)
+    e.contains("onhang_record", f"action=mask-unit|unit={leak}|hang_boots=2|", boot=2)
     e.equal("mask", "/dev/null", boot=2)
     e.equal("leak_load", "masked", boot=2)
     e.that(e.fact("leak_active", boot=2) in ("inactive", "failed"),

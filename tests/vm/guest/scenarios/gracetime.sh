@@ -33,7 +33,10 @@ wait_for_reboot() {
 }
 
 onhang_facts() {
-	result onhang_log "$(journalctl -b -u oom-ext-on-hang.service -o cat --no-pager | tr '\n' '|')"
+	# The whole boot's journal: a line of a process that exits at once may
+	# reach journald without its unit (journalctl -u misses it).
+	result onhang_log "$(journalctl -b -o cat --no-pager | grep -F 'on_hang=' | tr '\n' '|')"
+	result onhang_record "$(tr '\n' '|' < /run/oom-ext/on-hang 2>/dev/null)"
 	result leak_load "$(systemctl show -P LoadState "$leak")"
 	result leak_active "$(systemctl show -P ActiveState "$leak")"
 	result leak_started "$(journalctl -b -u "$leak" -o cat --no-pager | grep -c 'oomtest-leak: waiting')"
