@@ -123,6 +123,25 @@ class Results(unittest.TestCase):
         self.assertTrue(any("memcg_kills" in f for f in e.failures), e.failures)
         self.assertTrue(any("memcg_flag" in f for f in e.failures), e.failures)
 
+    def test_a_control_that_hangs_in_its_workload_shows_the_freeze(self):
+        check = BY_NAME["stall-storm-off"].check
+        hung = fake_run({"psi_param": "0", "stall_start_ms": "1"}, outcome="hung")
+        hung.boots[0].fact_times["stall_start_ms"] = 40.0
+        e = Expect(hung)
+        check(e)
+        self.assertEqual(e.failures, [])
+        # Protection on while hung: not the control's freeze.
+        on = fake_run({"psi_param": "1", "stall_start_ms": "1"}, outcome="hung")
+        on.boots[0].fact_times["stall_start_ms"] = 40.0
+        e = Expect(on)
+        check(e)
+        self.assertTrue(any("psi_param" in f for f in e.failures), e.failures)
+        # Hung before the workload began: a broken boot, not a freeze.
+        early = fake_run({"psi_param": "0"}, outcome="hung")
+        e = Expect(early)
+        check(e)
+        self.assertTrue(e.failures)
+
     def test_storm_control_passes_only_when_storm_check_fails(self):
         bare = fake_run({"done": "1", "oom_kills": "3", "module_loaded": "0"})
         e = Expect(bare)
