@@ -198,3 +198,31 @@ fn rescue_and_no_flag() {
     assert!(out.contains("booted into rescue.target"), "{out}");
     std::fs::remove_dir_all(r).unwrap();
 }
+
+#[test]
+fn undo_removes_only_oom_ext_s_own_mask_whatever_the_record_says() {
+    // A record pointing at a permanent mask in /etc (or with a unit name
+    // that leads elsewhere) must not make undo remove it.
+    for (unit, path) in [
+        ("leak.service", "/etc/systemd/system/leak.service"),
+        ("../../../etc/systemd/system/leak.service", ""),
+    ] {
+        let r = fake_root("undo-hostile");
+        std::fs::create_dir_all(r.join("etc/systemd/system")).unwrap();
+        std::os::unix::fs::symlink("/dev/null", r.join("etc/systemd/system/leak.service")).unwrap();
+        std::fs::create_dir_all(r.join("run/oom-ext")).unwrap();
+        let mut rec = format!("action=mask-unit\nunit={unit}\nhang_boots=2\non_hang=mask-unit\non_hang_boots=2\nboots=b1 b2\ntime=1\n");
+        if !path.is_empty() {
+            rec += &format!("path={path}\n");
+        }
+        std::fs::write(r.join("run/oom-ext/on-hang"), rec).unwrap();
+        let (code, out) = bin(&r, &["on-hang", "undo"]);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("left alone"), "{out}");
+        assert!(r
+            .join("etc/systemd/system/leak.service")
+            .symlink_metadata()
+            .is_ok());
+        std::fs::remove_dir_all(&r).unwrap();
+    }
+}

@@ -283,14 +283,25 @@ pub fn undo(root: &Root, log: &Log) -> (i32, String) {
     }
     let done = match rec.action.as_str() {
         "mask-unit" => {
+            // The mask's place follows from the unit; a record naming
+            // another path (a permanent mask in /etc) is not obeyed.
             let unit = rec.unit.clone().unwrap_or_default();
-            let path = rec
-                .path
-                .clone()
-                .unwrap_or_else(|| format!("/{MASK_DIR}/{unit}"));
-            unmask(root, &path).map(|()| {
-                format!("unmasked {unit} (removed {path}); start it with: systemctl start {unit}")
-            })
+            let path = format!("/{MASK_DIR}/{unit}");
+            if !crate::policy::load::valid_unit(&unit)
+                || rec.path.as_deref().is_some_and(|p| p != path)
+            {
+                Err(format!(
+                    "the record names unit '{}' at '{}', not a mask of oom_ext's: left alone",
+                    cmdline::escape_value(&unit),
+                    cmdline::escape_value(rec.path.as_deref().unwrap_or(""))
+                ))
+            } else {
+                unmask(root, &path).map(|()| {
+                    format!(
+                        "unmasked {unit} (removed {path}); start it with: systemctl start {unit}"
+                    )
+                })
+            }
         }
         "rescue" => systemctl(root, &["--no-block", "default"])
             .or_else(|e| if root.is_system() { Err(e) } else { Ok(e) })
