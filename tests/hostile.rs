@@ -2,6 +2,8 @@
 //! listed defect, named after it (defect_NN_...), run against fake roots
 //! with the real binary where the defect was seen through it.
 
+mod common;
+
 use oom_ext::hooks;
 use oom_ext::log::{Log, Sink};
 use oom_ext::report::{self, Options};
@@ -13,27 +15,11 @@ use std::time::{Duration, Instant};
 
 /// The setup: `mkdir -p $R/dev $R/proc $R/etc $R/run/oom-ext; : >$R/dev/kmsg`.
 fn fake_root(tag: &str) -> PathBuf {
-    let r = std::env::temp_dir().join(format!("oom-ext-hostile-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&r);
-    for d in ["dev", "proc", "etc", "run/oom-ext"] {
-        std::fs::create_dir_all(r.join(d)).unwrap();
-    }
-    std::fs::write(r.join("dev/kmsg"), "").unwrap();
-    r
+    common::fake_root("hostile", tag, &["proc", "etc", "run/oom-ext"])
 }
 
 fn bin(root: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::code_out_err(&common::oom_ext(root, args))
 }
 
 fn kmsg(r: &Path) -> String {

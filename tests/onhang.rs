@@ -1,30 +1,22 @@
 //! `oom-ext on-hang apply|undo` in a fake root, three boots played through
 //! the binary: hang, hang, masked; then the report and undo.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn fake_root(tag: &str) -> PathBuf {
-    let r = std::env::temp_dir().join(format!("oom-ext-onhang-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&r);
-    for d in ["dev", "etc/oom-ext", "proc/sys/kernel/random", "run"] {
-        std::fs::create_dir_all(r.join(d)).unwrap();
-    }
-    std::fs::write(r.join("dev/kmsg"), "").unwrap();
-    r
+    common::fake_root(
+        "onhang",
+        tag,
+        &["etc/oom-ext", "proc/sys/kernel/random", "run"],
+    )
 }
 
+/// Exit code and stdout followed by stderr.
 fn bin(root: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
-    )
+    let (code, out, err) = common::code_out_err(&common::oom_ext(root, args));
+    (code, out + &err)
 }
 
 /// One boot `id` that ends in a hang with `unit`'s process the top victim

@@ -3,8 +3,9 @@
 //! directory), and is removed only once archived. Run with the real binary
 //! against fake roots (`--root DIR`), hostile ones included.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const PANIC: &str = "Panic#1 Part1\n\
 <0>[   23.4] oom_ext: crash flag: present (/run/late/oomflag)\n\
@@ -14,27 +15,14 @@ const HISTORY: &str = "var/lib/oom-ext/history";
 const HOOKS_NOT_RUN: &str = "report hooks not run: --root is not /";
 
 fn fake_root(tag: &str) -> PathBuf {
-    let r = std::env::temp_dir().join(format!("oom-ext-pstore-hist-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&r);
-    for d in ["dev", "proc", "sys/fs/pstore"] {
-        std::fs::create_dir_all(r.join(d)).unwrap();
-    }
-    std::fs::write(r.join("dev/kmsg"), "").unwrap();
+    let r = common::fake_root("pstore-hist", tag, &["proc", "sys/fs/pstore"]);
     std::fs::write(r.join("proc/uptime"), "12.5 20.0\n").unwrap();
     r
 }
 
 fn bin(root: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let (code, out, _) = common::code_out_err(&common::oom_ext(root, args));
+    (code, out)
 }
 
 fn kmsg(r: &Path) -> String {

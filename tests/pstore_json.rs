@@ -3,6 +3,8 @@
 //! record, non-UTF-8 bytes) neither block, nor leak, nor break the JSON.
 //! The JSON is parsed by Python's `json`, not by our own code.
 
+mod common;
+
 use oom_ext::log::{Log, Sink};
 use oom_ext::report::{self, Options, EXIT_REPORTED};
 use oom_ext::root::Root;
@@ -14,12 +16,11 @@ const PANIC: &str = "Panic#1 Part1\n\
 <0>[   23.5] Kernel panic - not syncing: oom_ext: OOM state lasted gracetime=7 s (crash flag present), panicking to reboot\n";
 
 fn fake_root(tag: &str) -> PathBuf {
-    let r = std::env::temp_dir().join(format!("oom-ext-pstore-json-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&r);
-    for d in ["dev", "proc", "sys/fs/pstore", "var/lib/oom-ext/history"] {
-        std::fs::create_dir_all(r.join(d)).unwrap();
-    }
-    std::fs::write(r.join("dev/kmsg"), "").unwrap();
+    let r = common::fake_root(
+        "pstore-json",
+        tag,
+        &["proc", "sys/fs/pstore", "var/lib/oom-ext/history"],
+    );
     std::fs::write(r.join("proc/uptime"), "12.5 20.0\n").unwrap();
     r
 }

@@ -1,33 +1,24 @@
 //! `oom-ext report` on hostile flags, the bounded history and the hooks.
 
+mod common;
+
 use oom_ext::hooks;
 use oom_ext::log::{Log, Sink};
 use oom_ext::report::{self, Options};
 use oom_ext::root::Root;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn fake_root(tag: &str) -> PathBuf {
-    let r = std::env::temp_dir().join(format!("oom-ext-report-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&r);
-    std::fs::create_dir_all(r.join("dev")).unwrap();
-    std::fs::write(r.join("dev/kmsg"), "").unwrap();
-    r
+    common::fake_root("report", tag, &[])
 }
 
-fn report_bin(root: &PathBuf, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
-        .arg("--root")
-        .arg(root)
-        .arg("report")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-    )
+fn report_bin(root: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let args: Vec<&str> = std::iter::once("report")
+        .chain(args.iter().copied())
+        .collect();
+    let (code, out, _) = common::code_out_err(&common::oom_ext(root, &args));
+    (code, out)
 }
 
 const FLAG: &str =
