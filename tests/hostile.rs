@@ -681,29 +681,7 @@ fn adopt_from_a_unit_with_fewer_capabilities_than_the_guard_knows_its_pid() {
 
 /// [`bin`], killed after `secs`: `None` when it had to be (it blocked).
 fn bin_within(root: &Path, args: &[&str], secs: u64) -> Option<(i32, String)> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oom-ext"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(secs) {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    Some((
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    ))
+    common::oom_ext_within(root, args, secs)
 }
 
 fn mkfifo(p: &Path) {

@@ -218,3 +218,32 @@ fn undo_removes_only_oom_ext_s_own_mask_whatever_the_record_says() {
         std::fs::remove_dir_all(&r).unwrap();
     }
 }
+
+#[test]
+fn a_fifo_or_a_huge_on_hang_record_neither_blocks_nor_is_believed() {
+    let r = fake_root("record-hostile");
+    std::fs::create_dir_all(r.join("run/oom-ext")).unwrap();
+    let rec = r.join("run/oom-ext/on-hang");
+    nix::unistd::mkfifo(&rec, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    for args in [&["on-hang", "undo"][..], &["status"][..]] {
+        let (code, out) = common::oom_ext_within(&r, args, 10)
+            .unwrap_or_else(|| panic!("{args:?} blocked on a FIFO record"));
+        assert!(code == 0 || code == 1, "{args:?}: {code} {out}");
+        assert!(!out.contains("undone"), "{args:?}: {out}");
+    }
+    std::fs::remove_file(&rec).unwrap();
+    // A record far over any real one, ending in a mask-unit action.
+    let mut big = "x".repeat(8 << 20);
+    big.push_str("\naction=mask-unit\nunit=leak.service\n");
+    std::fs::write(&rec, big).unwrap();
+    std::fs::create_dir_all(r.join("run/systemd/system.control")).unwrap();
+    std::os::unix::fs::symlink("/dev/null", r.join(MASK)).unwrap();
+    let (code, out) = common::oom_ext_within(&r, &["on-hang", "undo"], 10).expect("blocked");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nothing to undo"), "{out}");
+    assert!(
+        r.join(MASK).symlink_metadata().is_ok(),
+        "a huge record was believed"
+    );
+    std::fs::remove_dir_all(&r).unwrap();
+}
